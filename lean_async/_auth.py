@@ -1,0 +1,204 @@
+"""Credentials: which scheme, and the headers each request carries."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from ._constants import (
+    APP_TOKEN_HEADER,
+    DEFAULT_TOKEN_SCOPE,
+    ENV_ACCESS_TOKEN,
+    ENV_APP_TOKEN,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    TOKEN_REFRESH_FRACTION,
+    TOKEN_REFRESH_MAX_MARGIN,
+)
+from ._exceptions import ConfigurationError
+from .models import AccessToken
+
+Headers = Mapping[str, str]
+FetchToken = Callable[[str], Awaitable[AccessToken]]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Exactly one scheme's secrets; ``repr`` never shows them."""
+
+    app_token: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def scheme(self) -> str:
+        if self.app_token is not None:
+            return "app_token"
+        if self.access_token is not None:
+            return "access_token"
+        return "client_credentials"
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        app_token: str | None,
+        access_token: str | None,
+        client_id: str | None,
+        client_secret: str | None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Credentials:
+        """The one scheme given, else the one in the LEAN_* environment variables."""
+        given = _schemes(app_token, access_token, client_id, client_secret)
+        if not given:
+            env = os.environ if environ is None else environ
+            app_token = env.get(ENV_APP_TOKEN) or None
+            access_token = env.get(ENV_ACCESS_TOKEN) or None
+            client_id = env.get(ENV_CLIENT_ID) or None
+            client_secret = env.get(ENV_CLIENT_SECRET) or None
+            given = _schemes(app_token, access_token, client_id, client_secret)
+            where = f" in the environment ({ENV_APP_TOKEN}, {ENV_ACCESS_TOKEN}, {ENV_CLIENT_ID})"
+        else:
+            where = ""
+        if not given:
+            raise ConfigurationError(
+                "no credentials: pass app_token=, access_token=, or client_id= and "
+                f"client_secret=, or set {ENV_APP_TOKEN}, {ENV_ACCESS_TOKEN}, or "
+                f"{ENV_CLIENT_ID} and {ENV_CLIENT_SECRET}"
+            )
+        if len(given) > 1:
+            raise ConfigurationError(
+                f"give exactly one credential scheme, got {' and '.join(given)}{where}"
+            )
+        if given == ["client_id/client_secret"] and not (client_id and client_secret):
+            missing = "client_secret" if client_id else "client_id"
+            raise ConfigurationError(f"client credentials need both client_id and {missing}")
+        for name, value in (
+            ("app_token", app_token),
+            ("access_token", access_token),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+        ):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigurationError(f"{name} must be a non-empty string")
+        return cls(app_token, access_token, client_id, client_secret)
+
+
+def _schemes(
+    app_token: str | None,
+    access_token: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+) -> list[str]:
+    schemes = []
+    if app_token is not None:
+        schemes.append("app_token")
+    if access_token is not None:
+        schemes.append("access_token")
+    if client_id is not None or client_secret is not None:
+        schemes.append("client_id/client_secret")
+    return schemes
+
+
+class StaticAuth:
+    """An app token or a fixed bearer: the same headers on every request."""
+
+    refreshable = False
+
+    def __init__(self, base: Headers, name: str, value: str) -> None:
+        self._headers: Headers = {**base, name: value}
+
+    async def headers(self) -> Headers:
+        return self._headers
+
+    def invalidate(self, used: Headers) -> None:
+        """Nothing to refresh: a 401 is final."""
+
+    def __repr__(self) -> str:
+        return "StaticAuth(***)"
+
+
+class ClientCredentialsAuth:
+    """OAuth2 client credentials: one token shared by every call, fetched by one request
+    at a time however many calls need it, and refreshed shortly before it expires."""
+
+    refreshable = True
+
+    def __init__(
+        self,
+        base: Headers,
+        fetch_token: FetchToken,
+        *,
+        scope: str = DEFAULT_TOKEN_SCOPE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = base
+        self._fetch_token = fetch_token
+        self._scope = scope
+        self._clock = clock
+        self._headers: Headers | None = None
+        self._refresh_at = 0.0
+        self._inflight: asyncio.Task[Headers] | None = None
+
+    async def headers(self) -> Headers:
+        headers = self._headers
+        if headers is not None and self._clock() < self._refresh_at:
+            return headers
+        if self._inflight is None:
+            task = asyncio.ensure_future(self._refresh())
+            task.add_done_callback(self._forget_inflight)
+            self._inflight = task
+        # Shielded: one caller's cancellation must not cancel the fetch the others await.
+        return await asyncio.shield(self._inflight)
+
+    async def _refresh(self) -> Headers:
+        started = self._clock()
+        token = await self._fetch_token(self._scope)
+        headers = {**self._base, "Authorization": f"Bearer {token.access_token}"}
+        self._headers = headers
+        self._refresh_at = started + refresh_after(token.expires_in)
+        return headers
+
+    def _forget_inflight(self, task: asyncio.Task[Headers]) -> None:
+        self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved here so an unawaited failure is not logged as lost
+
+    def invalidate(self, used: Headers) -> None:
+        """Drop the token a 401 rejected, unless a newer one already replaced it."""
+        if self._headers is used:
+            self._headers = None
+
+    async def aclose(self) -> None:
+        task = self._inflight
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def __repr__(self) -> str:
+        return f"ClientCredentialsAuth(scope={self._scope!r})"
+
+
+def refresh_after(expires_in: float | None) -> float:
+    """Seconds after fetching that a token is refreshed: shortly before it expires,
+    the margin scaling with its lifetime so that short-lived tokens are still reused."""
+    if expires_in is None or expires_in <= 0:
+        # No lifetime given: keep the token until a 401 says otherwise.
+        return float("inf") if expires_in is None else 0.0
+    margin = min(expires_in * TOKEN_REFRESH_FRACTION, TOKEN_REFRESH_MAX_MARGIN)
+    return expires_in - margin
+
+
+Auth = StaticAuth | ClientCredentialsAuth
+
+
+def make_auth(credentials: Credentials, base: Headers, fetch_token: FetchToken) -> Auth:
+    if credentials.app_token is not None:
+        return StaticAuth(base, APP_TOKEN_HEADER, credentials.app_token)
+    if credentials.access_token is not None:
+        return StaticAuth(base, "Authorization", f"Bearer {credentials.access_token}")
+    return ClientCredentialsAuth(base, fetch_token)

@@ -1,0 +1,243 @@
+"""LeanClient: configuration, lifecycle, and the resources hung off it."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import ssl as ssl_module
+from collections.abc import Mapping
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ._auth import Credentials
+from ._constants import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    ENVIRONMENTS,
+    HOSTS,
+    REGIONS,
+)
+from ._exceptions import ConfigurationError
+from ._ids import IdLike, validate_id
+from ._ratelimit import RateLimiter
+from ._retry import RetryPolicy
+from ._transport import Transport
+from .models import AccessToken
+from .resources.payment_sources import PaymentSources
+
+__all__ = ["LeanClient"]
+
+
+class LeanClient:
+    """An asyncio client for Lean's API, owning one pooled aiohttp session.
+
+    Credentials: exactly one of ``app_token=``, ``access_token=``, or ``client_id=`` with
+    ``client_secret=`` (OAuth2 client credentials); with none, the ``LEAN_APP_TOKEN``,
+    ``LEAN_ACCESS_TOKEN`` or ``LEAN_CLIENT_ID``/``LEAN_CLIENT_SECRET`` environment variables.
+
+    Constructing a client does no I/O; the session is opened on the first call, inside the
+    running event loop, and closed by ``async with`` or ``await client.close()``.
+    """
+
+    payment_sources: PaymentSources
+
+    def __init__(
+        self,
+        *,
+        app_token: str | None = None,
+        access_token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        environment: str = "sandbox",
+        region: str = "uae",
+        base_url: str | None = None,
+        auth_url: str | None = None,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        rate_limit: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        session: aiohttp.ClientSession | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        insecure_disable_tls_verification: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if environment not in ENVIRONMENTS:
+            raise ConfigurationError(
+                f"environment must be one of {', '.join(map(repr, ENVIRONMENTS))}, "
+                f"got {environment!r}"
+            )
+        if region not in REGIONS:
+            raise ConfigurationError(
+                f"region must be one of {', '.join(map(repr, REGIONS))}, got {region!r}"
+            )
+        credentials = Credentials.resolve(
+            app_token=app_token,
+            access_token=access_token,
+            client_id=client_id,
+            client_secret=client_secret,
+            environ=environ,
+        )
+        default_base, default_auth = HOSTS[(environment, region)]
+        self.environment = environment
+        self.region = region
+        self.base_url = _check_url(base_url or default_base, "base_url")
+        self.auth_url = _check_url(auth_url or default_auth, "auth_url")
+        self._auth_scheme = credentials.scheme
+        self._transport = Transport(
+            base_url=self.base_url,
+            auth_url=self.auth_url,
+            credentials=credentials,
+            timeout=_check_timeout(timeout),
+            retry=_check_retry(max_retries, retry),
+            max_connections=_check_positive_int(max_connections, "max_connections"),
+            max_response_bytes=_check_positive_int(max_response_bytes, "max_response_bytes"),
+            session=_check_session(session),
+            ssl=_check_ssl(ssl, insecure_disable_tls_verification),
+            rate_limiter=None if rate_limit is None else _rate_limiter(rate_limit),
+        )
+        self.payment_sources = PaymentSources(self._transport)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy every call follows."""
+        return self._transport.retry
+
+    @property
+    def closed(self) -> bool:
+        return self._transport.closed
+
+    async def customer_token(self, customer_id: IdLike) -> AccessToken:
+        """Mint an access token scoped to one customer (``scope=customer.<id>``), to hand
+        to the front-end LinkSDK. Needs client credentials; the token is not cached."""
+        customer = validate_id(customer_id, "customer_id")
+        if self._auth_scheme != "client_credentials":
+            raise ConfigurationError(
+                "customer_token() needs client_id= and client_secret= credentials"
+            )
+        return await self._transport.fetch_token(f"customer.{customer}")
+
+    async def close(self) -> None:
+        """Close the owned session (a caller's own session is left open). Idempotent."""
+        await self._transport.close()
+
+    async def __aenter__(self) -> LeanClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"LeanClient(environment={self.environment!r}, region={self.region!r}, "
+            f"base_url={self.base_url!r}, auth={self._auth_scheme!r})"
+        )
+
+
+def _check_url(url: str, name: str) -> str:
+    if not isinstance(url, str):
+        raise ConfigurationError(f"{name} must be a string URL, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {url!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(
+            f"{name} must not carry a query, fragment or user info, got {parts.scheme}://"
+            f"{parts.hostname}..."
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"{name} {url!r} is plain http to a non-loopback host: credentials would travel "
+            "unencrypted; use https (http is allowed only for 127.0.0.1, ::1 and localhost)"
+        )
+    return url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ConfigurationError(
+            f"timeout must be a number of seconds > 0 or an aiohttp.ClientTimeout, got {timeout!r}"
+        )
+    return aiohttp.ClientTimeout(
+        total=timeout, sock_connect=min(DEFAULT_CONNECT_TIMEOUT, float(timeout))
+    )
+
+
+def _check_retry(max_retries: int | None, retry: RetryPolicy | None) -> RetryPolicy:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a lean_async.RetryPolicy, got {retry!r}")
+    if max_retries is not None and (
+        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+    ):
+        raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+    policy = retry or RetryPolicy()
+    if max_retries is not None and max_retries != policy.max_retries:
+        policy = RetryPolicy(
+            max_retries=max_retries,
+            initial_delay=policy.initial_delay,
+            max_delay=policy.max_delay,
+            max_retry_after=policy.max_retry_after,
+        )
+    return policy
+
+
+def _check_positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _check_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise ConfigurationError(f"session must be an aiohttp.ClientSession, got {session!r}")
+    return session
+
+
+def _check_ssl(
+    ssl: ssl_module.SSLContext | None, insecure: bool
+) -> ssl_module.SSLContext | bool | None:
+    if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+        raise ConfigurationError(
+            "ssl must be an ssl.SSLContext (e.g. with a client certificate for mutual TLS); "
+            "to turn certificate checks off, pass insecure_disable_tls_verification=True"
+        )
+    if insecure:
+        if ssl is not None:
+            raise ConfigurationError(
+                "pass either ssl= or insecure_disable_tls_verification=True, not both"
+            )
+        return False
+    return ssl
+
+
+def _rate_limiter(rate_limit: float) -> RateLimiter:
+    try:
+        return RateLimiter(rate_limit)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None

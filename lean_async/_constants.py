@@ -1,0 +1,68 @@
+"""Every tunable default of the library, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# (environment, region) -> (API base URL, OAuth2 token URL).
+# Uncertain entries (see LEAN_API_NOTES.md) are overridable with base_url= / auth_url=.
+HOSTS: Final[dict[tuple[str, str], tuple[str, str]]] = {
+    ("sandbox", "uae"): (
+        "https://sandbox.leantech.me",
+        "https://auth.sandbox.leantech.me/oauth2/token",
+    ),
+    ("production", "uae"): (
+        "https://api2.leantech.me",
+        "https://auth.leantech.me/oauth2/token",
+    ),
+    ("sandbox", "ksa"): (
+        "https://sandbox.sa.leantech.me",
+        "https://auth.sandbox.sa.leantech.me/oauth2/token",
+    ),
+    ("production", "ksa"): (
+        "https://api2.sa.leantech.me",
+        "https://auth.sa.leantech.me/oauth2/token",
+    ),
+}
+ENVIRONMENTS: Final = ("sandbox", "production")
+REGIONS: Final = ("uae", "ksa")
+
+# Environment variables read when no credential is passed explicitly.
+ENV_APP_TOKEN: Final = "LEAN_APP_TOKEN"
+ENV_ACCESS_TOKEN: Final = "LEAN_ACCESS_TOKEN"
+ENV_CLIENT_ID: Final = "LEAN_CLIENT_ID"
+ENV_CLIENT_SECRET: Final = "LEAN_CLIENT_SECRET"
+
+# Timeouts, in seconds, for one attempt (not the whole call with its retries).
+DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+
+# Retries.
+DEFAULT_MAX_RETRIES: Final = 2
+RETRY_INITIAL_DELAY: Final = 0.5
+RETRY_MAX_DELAY: Final = 8.0
+# A Retry-After longer than this fails the call at once instead of sleeping.
+MAX_RETRY_AFTER: Final = 60.0
+# Besides these, every 5xx is retried.
+RETRYABLE_4XX: Final = frozenset({408, 429})
+
+# Connection pool.
+DEFAULT_MAX_CONNECTIONS: Final = 100
+DNS_CACHE_TTL: Final = 300
+
+# Largest response body read into memory; real answers are a few KiB.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+
+# OAuth2: a token is refreshed this fraction of its lifetime before expiry,
+# but never more than TOKEN_REFRESH_MAX_MARGIN seconds early.
+TOKEN_REFRESH_FRACTION: Final = 0.1
+TOKEN_REFRESH_MAX_MARGIN: Final = 60.0
+DEFAULT_TOKEN_SCOPE: Final = "api"
+
+# Headers.
+APP_TOKEN_HEADER: Final = "lean-app-token"
+REQUEST_ID_HEADER: Final = "lean-correlation-id"
+TRACE_ID_HEADER: Final = "lean-trace-id"
+
+DEFAULT_DELETE_REASON: Final = "USER_REQUESTED"
+LOGGER_NAME: Final = "lean_async"

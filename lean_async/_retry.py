@@ -1,0 +1,119 @@
+"""Retry rules as pure functions: what is retried, how long to wait, Retry-After parsing."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from ._constants import (
+    DEFAULT_MAX_RETRIES,
+    MAX_RETRY_AFTER,
+    RETRY_INITIAL_DELAY,
+    RETRY_MAX_DELAY,
+    RETRYABLE_4XX,
+)
+from ._exceptions import APIConnectionError, APIError, LeanError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a call is retried. The defaults suit Lean's API; tests shrink the delays."""
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    initial_delay: float = RETRY_INITIAL_DELAY
+    max_delay: float = RETRY_MAX_DELAY
+    max_retry_after: float = MAX_RETRY_AFTER
+
+    def __post_init__(self) -> None:
+        for name in ("max_retries", "initial_delay", "max_delay", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.max_retries, int):
+            raise ValueError(f"max_retries must be a whole number, got {self.max_retries!r}")
+
+
+def is_retryable_status(status_code: int) -> bool:
+    return status_code in RETRYABLE_4XX or status_code >= 500
+
+
+def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:
+    """Whether an attempt that failed with ``exc`` is worth another attempt."""
+    if isinstance(exc, APIConnectionError):
+        return True
+    if isinstance(exc, APIError):
+        if not is_retryable_status(exc.status_code):
+            return False
+        return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
+    return False
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date).
+
+    ``now`` is the current Unix time. Garbage, negative and non-finite values give None,
+    so the caller falls back to its own backoff; a date in the past gives 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        return None
+    return max(when.timestamp() - now, 0.0)
+
+
+def backoff_delay(retry_number: int, policy: RetryPolicy, rand: float) -> float:
+    """Exponential backoff with jitter: the n-th retry (from 0) waits about
+    initial * 2**n, capped at max_delay, less up to a quarter at random (``rand`` in [0, 1))."""
+    base = min(policy.initial_delay * 2.0 ** min(retry_number, 32), policy.max_delay)
+    return base * (1.0 - 0.25 * rand)
+
+
+def retry_delay(exc: BaseException, retry_number: int, policy: RetryPolicy, rand: float) -> float:
+    """The wait before the next attempt: the server's Retry-After when it sent one."""
+    if isinstance(exc, APIError) and exc.retry_after is not None:
+        return exc.retry_after
+    return backoff_delay(retry_number, policy, rand)
+
+
+def retry_waits(
+    policy: RetryPolicy, rand: Callable[[], float] = random.random
+) -> Generator[float, BaseException | None, None]:
+    """A wait generator for ``backoff``: it is sent each failure and yields the wait."""
+    exc = yield 0.0  # backoff primes the generator with send(None)
+    retry_number = 0
+    while True:
+        assert exc is not None
+        exc = yield retry_delay(exc, retry_number, policy, rand())
+        retry_number += 1
+
+
+def give_up(policy: RetryPolicy) -> Callable[[Exception], bool]:
+    """backoff's ``giveup`` predicate for ``policy``."""
+
+    def _give_up(exc: Exception) -> bool:
+        return not should_retry(exc, policy)
+
+    return _give_up
+
+
+RETRIED_EXCEPTIONS = LeanError

@@ -1,0 +1,352 @@
+"""The only module that talks to aiohttp: one pooled session, one request with its
+retries, and the mapping of transport failures to the library's exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as ssl_module
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+import backoff
+from yarl import URL
+
+from ._auth import Credentials, Headers, make_auth
+from ._constants import (
+    DNS_CACHE_TTL,
+    LOGGER_NAME,
+    REQUEST_ID_HEADER,
+)
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    LeanError,
+    ResponseTooLargeError,
+    error_from_response,
+)
+from ._ratelimit import RateLimiter
+from ._retry import RetryPolicy, give_up, parse_retry_after, retry_waits
+from ._version import __version__
+from .models import AccessToken, decode_access_token
+
+logger = logging.getLogger(LOGGER_NAME)
+
+T = TypeVar("T")
+# (status, body) -> result; raises DecodeError for a body of the wrong shape.
+Decode = Callable[[int, bytes], T]
+
+USER_AGENT = f"lean-async/{__version__}"
+
+
+class _Call:
+    """One call's state across its attempts."""
+
+    __slots__ = (
+        "attempts",
+        "authenticated",
+        "body",
+        "content_type",
+        "decode",
+        "maybe_delivered",
+        "method",
+        "missing_ok",
+        "path",
+        "refreshed",
+        "url",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        url: URL,
+        path: str,
+        decode: Decode[Any],
+        body: bytes | None,
+        content_type: str | None,
+        missing_ok: bool,
+        authenticated: bool = True,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.path = path
+        self.decode = decode
+        self.body = body
+        self.content_type = content_type
+        # A 404 counts as success once an earlier attempt may have reached the server.
+        self.missing_ok = missing_ok
+        # False for the token request itself, which carries the client credentials instead.
+        self.authenticated = authenticated
+        self.maybe_delivered = False
+        self.refreshed = False
+        self.attempts = 0
+
+
+class Transport:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth_url: str,
+        credentials: Credentials,
+        timeout: aiohttp.ClientTimeout,
+        retry: RetryPolicy,
+        max_connections: int,
+        max_response_bytes: int,
+        session: aiohttp.ClientSession | None,
+        ssl: ssl_module.SSLContext | bool | None,
+        rate_limiter: RateLimiter | None,
+    ) -> None:
+        self.base_url = base_url
+        self.auth_url = auth_url
+        self.retry = retry
+        self._credentials = credentials
+        self._timeout = timeout
+        self._max_connections = max_connections
+        self._max_response_bytes = max_response_bytes
+        self._session = session
+        self._owns_session = session is None
+        self._ssl = ssl
+        self.rate_limiter = rate_limiter
+        self._closed = False
+        self._base_headers: Headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._auth = make_auth(credentials, self._base_headers, self.fetch_token)
+        # Extra keyword arguments for every session.request, computed once.
+        self._request_options: dict[str, Any] = {"allow_redirects": False, "timeout": timeout}
+        if ssl is not None:
+            self._request_options["ssl"] = ssl
+        self._send = self._with_retries(retry_rate_limited=True)
+        self._send_no_429_retry = self._with_retries(retry_rate_limited=False)
+
+    def _with_retries(self, *, retry_rate_limited: bool) -> Callable[[_Call], Any]:
+        policy = self.retry
+        should_give_up = give_up(policy)
+
+        def _give_up(exc: Exception) -> bool:
+            if not retry_rate_limited and getattr(exc, "status_code", None) == 429:
+                return True
+            return should_give_up(exc)
+
+        return backoff.on_exception(
+            lambda: retry_waits(policy),
+            LeanError,
+            max_tries=policy.max_retries + 1,
+            jitter=None,
+            giveup=_give_up,
+            on_backoff=_log_retry,
+            raise_on_giveup=True,
+            logger=None,
+        )(self._attempt)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session, created on first use inside the running event loop."""
+        session = self._session
+        if session is None:
+            if self._closed:
+                raise RuntimeError("this LeanClient is closed")
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=0,
+                ttl_dns_cache=DNS_CACHE_TTL,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                headers=None,
+                raise_for_status=False,
+                trust_env=False,
+            )
+            self._session = session
+        elif self._closed:
+            raise RuntimeError("this LeanClient is closed")
+        return session
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        aclose = getattr(self._auth, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    # -- requests ------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        decode: Decode[T],
+        *,
+        json_body: bytes | None = None,
+        missing_ok_after_retry: bool = False,
+        retry_rate_limited: bool = True,
+    ) -> T:
+        """Send ``method path`` with retries; ``decode(status, body)`` makes the result."""
+        call = _Call(
+            method,
+            URL(self.base_url + path, encoded=True),
+            path,
+            decode,
+            json_body,
+            "application/json" if json_body is not None else None,
+            missing_ok_after_retry,
+        )
+        send = self._send if retry_rate_limited else self._send_no_429_retry
+        result: T = await send(call)
+        return result
+
+    async def _attempt(self, call: _Call) -> Any:
+        call.attempts += 1
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
+        session = self.session
+        headers = await self._auth.headers() if call.authenticated else self._base_headers
+        send_headers: Headers = headers
+        if call.content_type is not None:
+            send_headers = {**headers, "Content-Type": call.content_type}
+        status, response_headers, body, reason = await self._exchange(session, call, send_headers)
+        if 200 <= status < 300:
+            return call.decode(status, body)
+        if status == 401 and call.authenticated and self._auth.refreshable and not call.refreshed:
+            # An OAuth token can be revoked or expire early: refresh once, try once more.
+            call.refreshed = True
+            self._auth.invalidate(headers)
+            logger.info("%s %s got 401; refreshing the access token", call.method, call.path)
+            call.attempts -= 1
+            return await self._attempt(call)
+        if status == 404 and call.missing_ok and call.maybe_delivered:
+            return call.decode(status, b"")
+        if status >= 500:
+            call.maybe_delivered = True
+        retry_after = parse_retry_after(response_headers.get("Retry-After"), time.time())
+        raise error_from_response(
+            status, response_headers, body, reason=reason, retry_after=retry_after
+        )
+
+    async def _exchange(
+        self, session: aiohttp.ClientSession, call: _Call, headers: Headers
+    ) -> tuple[int, Mapping[str, str], bytes, str | None]:
+        """One HTTP exchange; transport failures become APIConnectionError/APITimeoutError."""
+        started = time.perf_counter()
+        try:
+            async with session.request(
+                call.method, call.url, headers=headers, data=call.body, **self._request_options
+            ) as response:
+                status = response.status
+                body = await self._read_body(response)
+                response_headers = response.headers
+                reason = response.reason
+        except asyncio.TimeoutError:
+            call.maybe_delivered = True
+            raise APITimeoutError(
+                f"{call.method} {call.path} timed out after {_elapsed_ms(started):.0f} ms"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            # Never connected, so nothing was sent.
+            raise APIConnectionError(f"{call.method} {call.path}: cannot connect: {exc}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            call.maybe_delivered = True
+            raise APIConnectionError(
+                f"{call.method} {call.path}: connection failed: {_describe(exc)}"
+            ) from None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
+                call.method,
+                call.path,
+                status,
+                _elapsed_ms(started),
+                call.attempts,
+                response_headers.get(REQUEST_ID_HEADER),
+            )
+        return status, response_headers, body, reason
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self._max_response_bytes
+        length = response.content_length
+        if length is not None:
+            if length > limit:
+                raise ResponseTooLargeError(
+                    f"response body of {length} bytes exceeds max_response_bytes={limit}"
+                )
+            return await response.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLargeError(f"response body exceeds max_response_bytes={limit}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- OAuth2 --------------------------------------------------------------------
+
+    async def fetch_token(self, scope: str) -> AccessToken:
+        """Client-credentials token for ``scope``, with the client's retries."""
+        creds = self._credentials
+        if creds.client_id is None or creds.client_secret is None:
+            raise LeanError("customer tokens need client_id= and client_secret= credentials")
+        body = urlencode(
+            {
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+                "grant_type": "client_credentials",
+                "scope": scope,
+            }
+        ).encode()
+        call = _Call(
+            "POST",
+            URL(self.auth_url),
+            urlsplit(self.auth_url).path or "/",
+            _decode_token,
+            body,
+            "application/x-www-form-urlencoded",
+            missing_ok=False,
+            authenticated=False,
+        )
+        result: AccessToken = await self._send(call)
+        return result
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={self.base_url!r}, auth={self._auth!r})"
+
+
+def _decode_token(status: int, body: bytes) -> AccessToken:
+    return decode_access_token(body)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _log_retry(details: Any) -> None:
+    call: _Call = details["args"][0]
+    exc = details.get("exception")
+    why = f"HTTP {exc.status_code}" if isinstance(exc, APIError) else _describe(exc) if exc else "?"
+    logger.info(
+        "retrying %s %s in %.2f s after %s (retry %d)",
+        call.method,
+        call.path,
+        details["wait"],
+        why,
+        details["tries"],
+    )

@@ -1,0 +1,157 @@
+"""The Payment Sources objects, as msgspec structs decoded straight from response bytes.
+
+Every field but ``id`` is optional and unknown fields are ignored, so fields Lean adds or
+drops later never break decoding. Statuses are plain strings: a value this library has
+never seen keeps its value as it came; the known ones are listed in the status enums.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TypeVar
+
+import msgspec
+
+from ._exceptions import DecodeError
+
+__all__ = [
+    "Account",
+    "AccessToken",
+    "Beneficiary",
+    "BeneficiaryStatus",
+    "PaymentSource",
+    "PaymentSourceStatus",
+    "decode_payment_source",
+    "decode_payment_sources",
+]
+
+
+class PaymentSourceStatus(str, enum.Enum):
+    """Known values of ``PaymentSource.status`` (deprecated by Lean; see beneficiaries)."""
+
+    AWAITING_BENEFICIARY_COOL_OFF = "AWAITING_BENEFICIARY_COOL_OFF"
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+    REVOKED = "REVOKED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BeneficiaryStatus(str, enum.Enum):
+    """Known values of ``Beneficiary.status``."""
+
+    AWAITING_BENEFICIARY_COOL_OFF = "AWAITING_BENEFICIARY_COOL_OFF"
+    ACTIVE = "ACTIVE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Beneficiary(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """The link between a payment source and a payment destination."""
+
+    id: str
+    payment_destination_id: str | None = None
+    status: str | None = None
+    beneficiary_cool_off_expiry: datetime | None = None
+    bank_identifier: str | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == BeneficiaryStatus.ACTIVE.value
+
+
+class Account(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """A chargeable bank account within a payment source."""
+
+    id: str
+    account_id: str | None = None  # deprecated by Lean
+    account_name: str | None = None
+    account_number: str | None = None
+    iban: str | None = None
+    currency: str | None = None
+    balance: float | None = None  # deprecated by Lean
+    balance_last_updated: datetime | None = None  # deprecated by Lean
+    application_id: str | None = None
+
+    def __repr__(self) -> str:
+        # Keep full account numbers and IBANs out of logs that print a source.
+        return (
+            f"Account(id={self.id!r}, account_name={self.account_name!r}, "
+            f"account_number={_mask(self.account_number)!r}, iban={_mask(self.iban)!r}, "
+            f"currency={self.currency!r})"
+        )
+
+
+class PaymentSource(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """A customer's bank account, tokenised once linked through the LinkSDK."""
+
+    id: str
+    customer_id: str | None = None
+    app_id: str | None = None
+    status: str | None = None  # deprecated by Lean: the first beneficiary's status
+    bank_identifier: str | None = None
+    beneficiary_cool_off_expiry: datetime | None = None  # deprecated by Lean
+    consent_id: str | None = None
+    account_iban_last4: str | None = None
+    currency: str | None = None
+    created_at: datetime | None = None
+    end_user_ids: list[str] = msgspec.field(default_factory=list)
+    beneficiaries: list[Beneficiary] = msgspec.field(default_factory=list)
+    accounts: list[Account] = msgspec.field(default_factory=list)
+
+
+class AccessToken(msgspec.Struct, kw_only=True, frozen=True):
+    """An OAuth2 access token, e.g. a customer-scoped one for the front-end LinkSDK."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: float | None = None
+    scope: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"AccessToken(access_token='***', token_type={self.token_type!r}, "
+            f"expires_in={self.expires_in!r}, scope={self.scope!r})"
+        )
+
+
+def _mask(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return "*" * max(len(value) - 4, 0) + value[-4:]
+
+
+_T = TypeVar("_T")
+
+_LIST_DECODER = msgspec.json.Decoder(list[PaymentSource])
+_ONE_DECODER = msgspec.json.Decoder(PaymentSource)
+_TOKEN_DECODER = msgspec.json.Decoder(AccessToken)
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], data: bytes, what: str) -> _T:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(f"{what} is not of the expected shape: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise DecodeError(f"{what} is nested too deeply") from None
+
+
+def decode_payment_sources(data: bytes) -> list[PaymentSource]:
+    """Decode a list response (a bare JSON array); raises DecodeError."""
+    return _decode(_LIST_DECODER, data, "the payment source list")
+
+
+def decode_payment_source(data: bytes) -> PaymentSource:
+    """Decode one payment source; raises DecodeError."""
+    return _decode(_ONE_DECODER, data, "the payment source")
+
+
+def decode_access_token(data: bytes) -> AccessToken:
+    """Decode an OAuth2 token answer; raises DecodeError without echoing the body."""
+    return _decode(_TOKEN_DECODER, data, "the token response")
