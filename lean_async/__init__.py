@@ -19,6 +19,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._retry import RetryPolicy
+from ._sweep import SweepProgress, SweepResult
 from ._version import __version__
 from .models import (
     AccessToken,
@@ -57,6 +58,8 @@ __all__ = [
     "ResponseTooLargeError",
     "RetryPolicy",
     "ServerError",
+    "SweepProgress",
+    "SweepResult",
     "__version__",
     "decode_payment_source",
     "decode_payment_sources",

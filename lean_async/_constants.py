@@ -65,4 +65,5 @@ REQUEST_ID_HEADER: Final = "lean-correlation-id"
 TRACE_ID_HEADER: Final = "lean-trace-id"
 
 DEFAULT_DELETE_REASON: Final = "USER_REQUESTED"
+DEFAULT_SWEEP_CONCURRENCY: Final = 32
 LOGGER_NAME: Final = "lean_async"

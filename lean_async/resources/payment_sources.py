@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import builtins
 import enum
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from typing import TypeVar
 
 import msgspec
 
-from .._constants import DEFAULT_DELETE_REASON
+from .._constants import DEFAULT_DELETE_REASON, DEFAULT_SWEEP_CONCURRENCY
 from .._ids import IdLike, validate_id
+from .._sweep import SweepProgress, SweepResult, run_sweep
 from .._transport import Transport
 from ..models import PaymentSource, decode_payment_source, decode_payment_sources
 
@@ -24,6 +27,8 @@ class DeleteReason(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+
+Id = TypeVar("Id")
 
 _DEFAULT_DELETE_BODY = msgspec.json.encode({"reason": DEFAULT_DELETE_REASON})
 
@@ -53,8 +58,64 @@ class PaymentSources:
 
     async def list(self, customer_id: IdLike) -> builtins.list[PaymentSource]:
         """All payment sources of a customer (an empty list when it has none)."""
+        return await self._list(customer_id, retry_rate_limited=True)
+
+    async def _list(
+        self, customer_id: IdLike, *, retry_rate_limited: bool
+    ) -> builtins.list[PaymentSource]:
         path = _list_path(validate_id(customer_id, "customer_id"))
-        return await self._transport.request("GET", path, _decode_list)
+        return await self._transport.request(
+            "GET", path, _decode_list, retry_rate_limited=retry_rate_limited
+        )
+
+    async def _list_for_sweep(self, customer_id: IdLike) -> builtins.list[PaymentSource]:
+        # The sweep handles 429s itself: it slows down and requeues the customer.
+        return await self._list(customer_id, retry_rate_limited=False)
+
+    def sweep(
+        self,
+        customer_ids: Iterable[Id] | AsyncIterable[Id],
+        *,
+        concurrency: int = DEFAULT_SWEEP_CONCURRENCY,
+        progress: SweepProgress | None = None,
+    ) -> AsyncGenerator[SweepResult[Id], None]:
+        """List the payment sources of many customers, yielding a ``SweepResult`` for each
+        input id exactly once, as they complete.
+
+        ``customer_ids`` (any iterable or async iterable) is read lazily, about
+        ``concurrency`` ids ahead of what has been yielded. At most ``concurrency``
+        requests are in flight; on 429 the sweep lowers that number, waits out
+        Retry-After and requeues the customer. Failures (after the client's retries,
+        including invalid ids) become results with ``error`` set; they never end the
+        sweep. Pass a ``SweepProgress`` to watch counters while it runs. Leaving the
+        loop early cancels what is in flight: wrap the sweep in
+        ``contextlib.aclosing()`` to make that clean-up deterministic.
+        """
+        return run_sweep(
+            self._list_for_sweep,
+            customer_ids,
+            concurrency=concurrency,
+            policy=self._transport.retry,
+            progress=progress,
+        )
+
+    async def list_many(
+        self,
+        customer_ids: Iterable[Id] | AsyncIterable[Id],
+        *,
+        concurrency: int = DEFAULT_SWEEP_CONCURRENCY,
+        progress: SweepProgress | None = None,
+    ) -> dict[Id, SweepResult[Id]]:
+        """Sweep ``customer_ids`` and return every result at once, keyed by id as given
+        (for small jobs; a repeated id keeps its last result)."""
+        results: dict[Id, SweepResult[Id]] = {}
+        sweep = self.sweep(customer_ids, concurrency=concurrency, progress=progress)
+        try:
+            async for result in sweep:
+                results[result.customer_id] = result
+        finally:
+            await sweep.aclose()
+        return results
 
     async def get(self, customer_id: IdLike, payment_source_id: IdLike) -> PaymentSource:
         """One payment source; ``NotFoundError`` when absent or not this customer's."""

@@ -1,0 +1,321 @@
+"""The sweep engine: list many customers' payment sources with bounded concurrency,
+streaming results, adapting to 429s, and accounting for every input id exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ._exceptions import LeanError, RateLimitError
+from ._retry import RetryPolicy, backoff_delay
+from .models import PaymentSource
+
+__all__ = ["SweepProgress", "SweepResult", "run_sweep"]
+
+Id = TypeVar("Id")
+Fetch = Callable[[Any], Awaitable[list[PaymentSource]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult(Generic[Id]):
+    """The outcome for one input customer id: its sources, or the error that stopped it."""
+
+    customer_id: Id
+    sources: list[PaymentSource] | None = None
+    error: LeanError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(slots=True)
+class SweepProgress:
+    """Live counters of a sweep, updated as results are yielded (read them any time)."""
+
+    done: int = 0
+    ok: int = 0
+    failed: int = 0
+    sources: int = 0
+    in_flight: int = 0
+    concurrency: int = 0  # the effective limit, lowered under 429s
+    rate_limited: int = 0  # 429 answers seen (each such customer is requeued, not failed)
+    errors: Counter[str] = field(default_factory=Counter)  # failures by error class or code
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        end = self.finished_at if self.finished_at is not None else time.monotonic()
+        return end - self.started_at
+
+    @property
+    def rate(self) -> float:
+        """Customers per second so far."""
+        elapsed = self.elapsed
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.done} customers ({self.ok} ok, {self.failed} failed), "
+            f"{self.sources} payment sources in {self.elapsed:.1f} s ({self.rate:.0f}/s)"
+        )
+
+
+def error_kind(error: LeanError) -> str:
+    """A short label for counting failures: Lean's code, else the error class."""
+    code = getattr(error, "code", None)
+    return str(code) if code else type(error).__name__
+
+
+class _Congestion:
+    """How fast the sweep may go. Under 429s, like TCP: the number of requests in flight is
+    halved (once per window) and grows back by one per window of successes; the start rate
+    is paced just below the success rate the server was seen to admit, then creeps back up;
+    and the whole sweep pauses for the server's Retry-After (else a backoff delay)."""
+
+    def __init__(self, ceiling: int, policy: RetryPolicy, now: float) -> None:
+        self.ceiling = ceiling
+        self.limit = ceiling
+        self.pause_until = 0.0
+        self.rate: float | None = None  # starts per second once paced, else unpaced
+        self._next_start = 0.0
+        self._policy = policy
+        self._credit = 0
+        self._consecutive_429 = 0
+        self._started = 0  # requests started so far: numbers the "windows"
+        self._decreased_at = -1
+        # Successes over the last second of active (not paused) time.
+        self._origin = now
+        self._paused = 0.0
+        self._successes: deque[float] = deque()
+
+    def ready_at(self) -> float:
+        """The loop time before which no new request may start."""
+        return max(self.pause_until, self._next_start)
+
+    def started(self, now: float) -> int:
+        self._started += 1
+        if self.rate is not None:
+            self._next_start = max(self._next_start, now) + 1.0 / self.rate
+        return self._started
+
+    def on_success(self, now: float) -> None:
+        self._consecutive_429 = 0
+        active = now - self._paused
+        successes = self._successes
+        successes.append(active)
+        while successes[0] < active - _RATE_WINDOW:
+            successes.popleft()
+        if self.rate is not None:
+            self.rate += _RATE_GROWTH  # per success: about +10% per second
+        if self.limit < self.ceiling:
+            self._credit += 1
+            if self._credit >= self.limit:  # +1 per window of `limit` successes
+                self._credit = 0
+                self.limit += 1
+
+    def on_rate_limited(self, started_as: int, retry_after: float | None, now: float) -> None:
+        # Only one decrease per window: the other 429s of the same window were already sent.
+        if started_as > self._decreased_at:
+            self.limit = max(1, self.limit // 2)
+            self._credit = 0
+            self._decreased_at = self._started
+            admitted = self._admitted_rate(now)
+            if admitted is not None:
+                rate = admitted if self.rate is None else min(self.rate, admitted)
+                self.rate = max(rate * _RATE_BACKOFF, _MIN_RATE)
+        if retry_after is None:
+            retry_after = backoff_delay(self._consecutive_429, self._policy, random.random())
+        self._consecutive_429 += 1
+        until = now + retry_after
+        if until > self.pause_until:
+            self._paused += until - max(self.pause_until, now)
+            self.pause_until = until
+
+    def _admitted_rate(self, now: float) -> float | None:
+        """Successes per second lately, or None with too few to tell (then only the
+        pause and the lower concurrency slow the sweep down)."""
+        active = now - self._paused
+        window = min(max(active - self._origin, _MIN_RATE_WINDOW), _RATE_WINDOW)
+        recent = sum(1 for t in self._successes if t >= active - window)
+        return recent / window if recent >= _MIN_RATE_SAMPLES else None
+
+
+_RATE_WINDOW = 1.0  # seconds of history behind the admitted-rate estimate
+_MIN_RATE_WINDOW = 0.1
+_RATE_BACKOFF = 0.85  # pace this far below the rate the server admitted
+_RATE_GROWTH = 0.1
+_MIN_RATE = 1.0
+_MIN_RATE_SAMPLES = 8
+
+
+class _Item:
+    __slots__ = ("customer_id", "progress_mark", "strikes")
+
+    def __init__(self, customer_id: Any, progress_mark: int) -> None:
+        self.customer_id = customer_id
+        self.progress_mark = progress_mark  # successes counted when it was last turned away
+        self.strikes = 0  # 429s in a row with no progress of the sweep in between
+
+
+_Outcome = tuple[_Item, int, "list[PaymentSource] | None", "LeanError | None"]
+_END = object()
+
+
+async def _run(fetch: Fetch, item: _Item, started_as: int) -> _Outcome:
+    try:
+        return item, started_as, await fetch(item.customer_id), None
+    except LeanError as error:
+        return item, started_as, None, error
+
+
+async def run_sweep(
+    fetch: Fetch,
+    customer_ids: Iterable[Id] | AsyncIterable[Id],
+    *,
+    concurrency: int,
+    policy: RetryPolicy,
+    progress: SweepProgress | None = None,
+) -> AsyncGenerator[SweepResult[Id], None]:
+    """Yield one SweepResult per input id, in completion order.
+
+    ``fetch`` must raise RateLimitError on 429 without retrying it: the sweep requeues the
+    customer itself, for as long as the sweep is still making progress.
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+    stats = progress if progress is not None else SweepProgress()
+    stats.started_at = time.monotonic()
+    stats.finished_at = None
+    stats.concurrency = concurrency
+    loop = asyncio.get_running_loop()
+    control = _Congestion(concurrency, policy, loop.time())
+    pull = _puller(customer_ids)
+    retry_queue: deque[_Item] = deque()
+    pending: set[asyncio.Task[_Outcome]] = set()
+    completed: deque[asyncio.Task[_Outcome]] = deque()
+    wake: list[asyncio.Future[None]] = []  # the waiting generator's future, if any
+    exhausted = False
+
+    def on_done(task: asyncio.Task[_Outcome]) -> None:
+        completed.append(task)
+        if wake and not wake[0].done():
+            wake[0].set_result(None)
+
+    try:
+        while True:
+            # Fill up to the current limit, requeued customers first.
+            while len(pending) < control.limit:
+                now = loop.time()
+                if now < control.ready_at():
+                    break
+                if retry_queue:
+                    item = retry_queue.popleft()
+                elif not exhausted:
+                    customer_id = await pull()
+                    if customer_id is _END:
+                        exhausted = True
+                        break
+                    item = _Item(customer_id, stats.ok)
+                else:
+                    break
+                task = loop.create_task(_run(fetch, item, control.started(now)))
+                task.add_done_callback(on_done)
+                pending.add(task)
+            stats.in_flight = len(pending)
+            stats.concurrency = control.limit
+
+            if completed:
+                task = completed.popleft()
+                pending.discard(task)
+                item, started_as, sources, error = task.result()
+                if sources is not None:
+                    control.on_success(loop.time())
+                    stats.done += 1
+                    stats.ok += 1
+                    stats.sources += len(sources)
+                    yield SweepResult(item.customer_id, sources, None)
+                    continue
+                assert error is not None
+                if isinstance(error, RateLimitError) and _requeue(item, error, stats.ok, policy):
+                    stats.rate_limited += 1
+                    control.on_rate_limited(started_as, error.retry_after, loop.time())
+                    retry_queue.append(item)
+                    continue
+                stats.done += 1
+                stats.failed += 1
+                stats.errors[error_kind(error)] += 1
+                yield SweepResult(item.customer_id, None, error)
+                continue
+
+            if not pending:
+                if exhausted and not retry_queue:
+                    return
+                # Nothing in flight: only a pause holds the next customers back.
+                await asyncio.sleep(max(control.ready_at() - loop.time(), 0.0))
+                continue
+
+            waiter = loop.create_future()
+            wake.append(waiter)
+            timer = None
+            if len(pending) < control.limit and (retry_queue or not exhausted):
+                timer = loop.call_at(control.ready_at(), _wake_up, waiter)
+            try:
+                await waiter
+            finally:
+                wake.clear()
+                if timer is not None:
+                    timer.cancel()
+    finally:
+        stats.finished_at = time.monotonic()
+        stats.in_flight = 0
+        if pending:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _wake_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _requeue(item: _Item, error: RateLimitError, successes: int, policy: RetryPolicy) -> bool:
+    """Whether a customer turned away with 429 goes back in the queue (else it fails)."""
+    if error.retry_after is not None and error.retry_after > policy.max_retry_after:
+        return False
+    if successes > item.progress_mark:
+        item.strikes = 0
+    item.strikes += 1
+    item.progress_mark = successes
+    return item.strikes <= policy.max_retries
+
+
+def _puller(customer_ids: Iterable[Any] | AsyncIterable[Any]) -> Callable[[], Awaitable[Any]]:
+    """An awaitable "next id" over a sync or async iterable, returning _END when done."""
+    if isinstance(customer_ids, AsyncIterable):
+        iterator = aiter(customer_ids)
+
+        async def pull_async() -> Any:
+            try:
+                return await anext(iterator)
+            except StopAsyncIteration:
+                return _END
+
+        return pull_async
+    if isinstance(customer_ids, (str, bytes)):
+        raise TypeError("customer_ids must be an iterable of ids, not a single string")
+    sync_iterator = iter(customer_ids)
+
+    async def pull_sync() -> Any:
+        return next(sync_iterator, _END)
+
+    return pull_sync

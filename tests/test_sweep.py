@@ -1,0 +1,489 @@
+"""The sweep against a real aiohttp.web server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+import lean_async
+from lean_async import NotFoundError, RateLimitError, RetryPolicy, ServerError, SweepProgress
+from lean_async._sweep import _Congestion
+
+FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
+SOURCE = (
+    b'{"id":"d8d7a9b3-c401-49f6-81a4-386d8398aa2c","customer_id":"%s","status":"ACTIVE",'
+    b'"beneficiaries":[],"accounts":[]}'
+)
+
+
+def customer(n: int) -> str:
+    return str(uuid.UUID(int=n + 1, version=4))
+
+
+@dataclass
+class SweepServer:
+    """Answers by a plan per customer; observes in-flight requests and counts."""
+
+    plan: dict[str, str] = field(default_factory=dict)  # id -> ok|404|500|flaky|slow
+    latency: float = 0.0
+    rate: float | None = None  # admitted requests per second, else 429
+    retry_after: str | None = "1"
+    always_429: bool = False
+    in_flight: int = 0
+    peak: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    cancelled: int = 0
+    _tokens: float = 0.0
+    _last: float = 0.0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        cid = request.match_info["customer_id"]
+        self.requests[cid] += 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            response = await self._answer(cid)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+        self.statuses[response.status] += 1
+        return response
+
+    async def _answer(self, cid: str) -> web.Response:
+        if self.always_429 or not self._admit():
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return _error(429, "RATE_LIMIT_EXCEEDED", headers)
+        kind = self.plan.get(cid, "ok")
+        if kind == "slow":
+            await asyncio.sleep(30)
+        elif self.latency:
+            await asyncio.sleep(self.latency)
+        if kind == "404":
+            return _error(404, "UNKNOWN_PAYMENT_SOURCE")
+        if kind == "500" or (kind == "flaky" and self.requests[cid] == 1):
+            return _error(500, "INTERNAL_SERVER_ERROR")
+        body = b"[" + SOURCE % cid.encode() + b"]"
+        return web.Response(body=body, content_type="application/json")
+
+    def _admit(self) -> bool:
+        if self.rate is None:
+            return True
+        now = time.monotonic()
+        # A token bucket holding at most a tenth of a second's worth of requests.
+        self._tokens = min(self._tokens + (now - self._last) * self.rate, max(self.rate / 10, 1))
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+def _error(status: int, code: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = b'{"status":"%s","message":"test","metadata":null}' % code.encode()
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def serve(server: SweepServer) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/customers/v1/{customer_id}/payment-sources", server.handle)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def client_for(url: str, **options: object) -> lean_async.LeanClient:
+    options.setdefault("retry", FAST_RETRY)
+    return lean_async.LeanClient(app_token="test-token", base_url=url, **options)  # type: ignore[arg-type]
+
+
+def other_tasks() -> set[asyncio.Task[object]]:
+    """Tasks still running on the client's side (the test server's own are left out)."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task() and "aiohttp/web" not in t.get_coro().cr_code.co_filename  # type: ignore[union-attr]
+    }
+
+
+def checked_out(client: lean_async.LeanClient) -> int:
+    connector = client._transport.session.connector
+    assert connector is not None
+    return len(connector._acquired)  # type: ignore[attr-defined]
+
+
+async def test_every_customer_is_accounted_for_exactly_once_with_typed_errors() -> None:
+    ids = [customer(n) for n in range(3000)]
+    plan = {}
+    for n, cid in enumerate(ids):
+        plan[cid] = {0: "404", 1: "500", 2: "flaky"}.get(n % 20, "ok")
+    server = SweepServer(plan=plan)
+    async with serve(server) as url, client_for(url) as lean:
+        results = [r async for r in lean.payment_sources.sweep(ids, concurrency=16)]
+
+    assert sorted(r.customer_id for r in results) == sorted(ids)
+    by_id = {r.customer_id: r for r in results}
+    for cid, kind in plan.items():
+        result = by_id[cid]
+        if kind == "404":
+            assert isinstance(result.error, NotFoundError) and result.sources is None
+            assert result.error.code == "UNKNOWN_PAYMENT_SOURCE"
+        elif kind == "500":
+            assert isinstance(result.error, ServerError) and not result.ok
+        else:
+            assert result.ok and result.sources is not None
+            assert result.sources[0].customer_id == cid
+    assert 1 <= server.peak <= 16
+    # A permanent 500 is tried 1 + max_retries times; a 404 once.
+    assert server.requests[ids[1]] == 3 and server.requests[ids[0]] == 1
+
+
+async def test_in_flight_requests_never_exceed_concurrency_at_the_server() -> None:
+    server = SweepServer(latency=0.01)
+    ids = [customer(n) for n in range(400)]
+    async with serve(server) as url, client_for(url) as lean:
+        async for _ in lean.payment_sources.sweep(ids, concurrency=7):
+            pass
+    assert server.peak == 7
+
+
+async def test_invalid_ids_become_failed_results_and_are_never_sent() -> None:
+    server = SweepServer()
+    ids: list[object] = [customer(1), "../../admin", "", uuid.UUID(int=5), 42, customer(2)]
+    async with serve(server) as url, client_for(url) as lean:
+        results = {repr(r.customer_id): r async for r in lean.payment_sources.sweep(ids)}
+    assert len(results) == 6
+    for bad in ("'../../admin'", "''", "42"):
+        assert isinstance(results[bad].error, lean_async.InvalidIdError)
+    assert results[repr(uuid.UUID(int=5))].ok
+    assert sum(server.requests.values()) == 3
+
+
+class CountingIds:
+    """A sync iterable that counts how many ids were pulled from it."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.pulled = 0
+        self.limit = limit
+
+    def __iter__(self) -> Iterator[str]:
+        for n in itertools.count() if self.limit is None else range(self.limit):
+            self.pulled += 1
+            yield customer(n)
+
+
+@pytest.mark.parametrize("concurrency", [1, 8, 50])
+async def test_sync_input_is_read_lazily(concurrency: int) -> None:
+    ids = CountingIds(1000)
+    worst = 0
+    async with serve(SweepServer()) as url, client_for(url) as lean:
+        yielded = 0
+        async for _ in lean.payment_sources.sweep(ids, concurrency=concurrency):
+            yielded += 1
+            worst = max(worst, ids.pulled - yielded)
+            await asyncio.sleep(0)  # a consumer that does some work of its own
+    assert yielded == 1000
+    assert worst <= concurrency + 1
+
+
+async def test_async_generator_input_is_read_lazily() -> None:
+    pulled = 0
+
+    async def database_cursor() -> AsyncIterator[uuid.UUID]:
+        nonlocal pulled
+        for n in range(500):
+            await asyncio.sleep(0)
+            pulled += 1
+            yield uuid.UUID(customer(n))
+
+    worst = 0
+    async with serve(SweepServer()) as url, client_for(url) as lean:
+        results = 0
+        async for result in lean.payment_sources.sweep(database_cursor(), concurrency=10):
+            assert result.ok and isinstance(result.customer_id, uuid.UUID)
+            results += 1
+            worst = max(worst, pulled - results)
+    assert results == 500
+    assert worst <= 11
+
+
+async def test_endless_input_can_be_consumed_partially_and_the_client_stays_usable() -> None:
+    ids = CountingIds(None)
+    server = SweepServer(latency=0.002)
+    async with serve(server) as url, client_for(url) as lean:
+        seen = 0
+        async with contextlib.aclosing(lean.payment_sources.sweep(ids, concurrency=20)) as sweep:
+            async for _ in sweep:
+                seen += 1
+                if seen == 300:
+                    break
+        assert ids.pulled <= 300 + 21
+        assert other_tasks() == set()
+        assert checked_out(lean) == 0
+        assert len(await lean.payment_sources.list(customer(0))) == 1
+
+
+async def test_break_cancels_in_flight_requests_promptly() -> None:
+    ids = [customer(n) for n in range(50)]
+    server = SweepServer(plan={cid: "slow" for cid in ids[1:]})
+    async with serve(server) as url, client_for(url) as lean:
+        started = time.monotonic()
+        async with contextlib.aclosing(lean.payment_sources.sweep(ids, concurrency=10)) as sweep:
+            async for result in sweep:
+                assert result.customer_id == ids[0]
+                break
+        assert time.monotonic() - started < 2
+        assert other_tasks() == set()
+        assert checked_out(lean) == 0
+        await asyncio.sleep(0.05)  # let the server see the dropped connections
+        assert server.in_flight == 0
+        assert await lean.payment_sources.list(ids[0])
+
+
+async def test_break_without_aclosing_still_cleans_up_once_the_sweep_is_dropped() -> None:
+    ids = [customer(n) for n in range(30)]
+    server = SweepServer(plan={cid: "slow" for cid in ids[1:]})
+    async with serve(server) as url, client_for(url) as lean:
+        async for _ in lean.payment_sources.sweep(ids, concurrency=5):
+            break
+        for _ in range(50):  # the event loop closes the dropped generator soon after
+            if not other_tasks():
+                break
+            await asyncio.sleep(0.02)
+        assert other_tasks() == set()
+        assert checked_out(lean) == 0
+
+
+async def test_cancelling_the_task_running_a_sweep_propagates_and_leaves_nothing() -> None:
+    ids = [customer(n) for n in range(100)]
+    server = SweepServer(plan={cid: "slow" for cid in ids[20:]})
+    async with serve(server) as url, client_for(url) as lean:
+
+        async def job() -> None:
+            async for _ in lean.payment_sources.sweep(ids, concurrency=10):
+                pass
+
+        task = asyncio.create_task(job())
+        for _ in range(500):
+            if server.in_flight == 10:
+                break
+            await asyncio.sleep(0.01)
+        assert server.in_flight == 10
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert other_tasks() == set()
+        assert checked_out(lean) == 0
+        assert await lean.payment_sources.list(ids[0])
+
+
+async def test_an_error_in_the_loop_body_cancels_the_sweep() -> None:
+    ids = [customer(n) for n in range(40)]
+    server = SweepServer(plan={cid: "slow" for cid in ids[1:]})
+    async with serve(server) as url, client_for(url) as lean:
+        with pytest.raises(KeyError):
+            async with contextlib.aclosing(lean.payment_sources.sweep(ids, concurrency=8)) as s:
+                async for _ in s:
+                    raise KeyError("boom")
+        assert other_tasks() == set()
+        assert checked_out(lean) == 0
+
+
+async def test_an_input_that_fails_ends_the_sweep_with_its_exception() -> None:
+    def broken() -> Iterator[str]:
+        yield customer(1)
+        raise OSError("cursor lost")
+
+    async with serve(SweepServer(latency=0.05)) as url, client_for(url) as lean:
+        with pytest.raises(OSError, match="cursor lost"):
+            async for _ in lean.payment_sources.sweep(broken()):
+                pass
+        assert other_tasks() == set()
+
+
+async def test_a_rate_limited_server_is_swept_completely_with_few_429s() -> None:
+    server = SweepServer(rate=300, latency=0.002, retry_after="0.2")
+    ids = [customer(n) for n in range(1200)]
+    progress = SweepProgress()
+    async with serve(server) as url, client_for(url) as lean:
+        results = [
+            r async for r in lean.payment_sources.sweep(ids, concurrency=64, progress=progress)
+        ]
+    assert len(results) == 1200 and all(r.ok for r in results)
+    assert {r.customer_id for r in results} == set(ids)
+    assert server.statuses[429] == progress.rate_limited
+    assert server.statuses[429] < len(ids) * 0.1
+    assert progress.concurrency < 64  # it slowed down
+
+
+async def test_a_rate_limited_server_without_retry_after_is_swept_completely() -> None:
+    server = SweepServer(rate=400, latency=0.002, retry_after=None)
+    ids = [customer(n) for n in range(800)]
+    async with serve(server) as url, client_for(url) as lean:
+        results = [r async for r in lean.payment_sources.sweep(ids, concurrency=32)]
+    assert all(r.ok for r in results) and len(results) == 800
+    assert server.statuses[429] < len(ids) * 0.25
+
+
+async def test_a_server_that_only_answers_429_fails_each_customer_after_bounded_attempts() -> None:
+    server = SweepServer(always_429=True, retry_after=None)
+    ids = [customer(n) for n in range(20)]
+    async with serve(server) as url, client_for(url) as lean:
+        results = [r async for r in lean.payment_sources.sweep(ids, concurrency=4)]
+    assert len(results) == 20
+    assert all(isinstance(r.error, RateLimitError) for r in results)
+    # Never more than 1 + max_retries attempts per customer when nothing makes progress.
+    assert max(server.requests.values()) <= 3
+
+
+async def test_a_retry_after_beyond_the_limit_fails_the_customer_at_once() -> None:
+    server = SweepServer(always_429=True, retry_after="3600")
+    ids = [customer(n) for n in range(5)]
+    async with serve(server) as url, client_for(url) as lean:
+        started = time.monotonic()
+        results = [r async for r in lean.payment_sources.sweep(ids)]
+    assert time.monotonic() - started < 2
+    assert all(isinstance(r.error, RateLimitError) and r.error.retry_after == 3600 for r in results)
+    assert sum(server.requests.values()) == 5
+
+
+async def test_progress_counts_match_the_results() -> None:
+    ids = [customer(n) for n in range(200)]
+    server = SweepServer(plan={ids[3]: "404", ids[4]: "500"})
+    progress = SweepProgress()
+    async with serve(server) as url, client_for(url) as lean:
+        observed = [
+            progress.done
+            async for _ in lean.payment_sources.sweep(ids, concurrency=8, progress=progress)
+        ]
+    assert observed == list(range(1, 201))
+    assert (progress.done, progress.ok, progress.failed, progress.sources) == (200, 198, 2, 198)
+    assert progress.errors == Counter({"UNKNOWN_PAYMENT_SOURCE": 1, "INTERNAL_SERVER_ERROR": 1})
+    assert progress.elapsed > 0 and progress.rate > 0 and progress.in_flight == 0
+    assert "200 customers (198 ok, 2 failed)" in progress.summary()
+
+
+async def test_list_many_returns_every_result_keyed_by_id() -> None:
+    ids = [customer(n) for n in range(30)]
+    async with serve(SweepServer(plan={ids[0]: "404"})) as url, client_for(url) as lean:
+        results = await lean.payment_sources.list_many(ids, concurrency=4)
+    assert set(results) == set(ids)
+    assert not results[ids[0]].ok and results[ids[1]].ok
+
+
+async def test_concurrent_sweeps_share_the_client_rate_limit() -> None:
+    ids = [customer(n) for n in range(20)]
+    async with serve(SweepServer()) as url, client_for(url, rate_limit=50) as lean:
+        started = time.monotonic()
+        await asyncio.gather(
+            lean.payment_sources.list_many(ids[:10]), lean.payment_sources.list_many(ids[10:])
+        )
+        elapsed = time.monotonic() - started
+    # 20 requests spaced 1/50 s apart take at least 19/50 s, however many sweeps share them.
+    assert elapsed >= 0.36
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+async def test_concurrency_must_be_a_positive_whole_number(bad: object) -> None:
+    async with client_for("http://127.0.0.1:1") as lean:
+        with pytest.raises(ValueError, match="concurrency"):
+            async for _ in lean.payment_sources.sweep([customer(1)], concurrency=bad):  # type: ignore[arg-type]
+                pass
+
+
+def test_a_single_string_is_not_taken_for_a_list_of_ids() -> None:
+    async def run() -> None:
+        async with client_for("http://127.0.0.1:1") as lean:
+            async for _ in lean.payment_sources.sweep(customer(1)):  # type: ignore[arg-type]
+                pass
+
+    with pytest.raises(TypeError, match="not a single string"):
+        asyncio.run(run())
+
+
+class TestCongestionControl:
+    def test_a_429_halves_the_limit_once_per_window(self) -> None:
+        control = _Congestion(64, FAST_RETRY, 0.0)
+        started = [control.started(0.0) for _ in range(64)]
+        for n in started:
+            control.on_rate_limited(n, 1.0, now=0.0)
+        assert control.limit == 32
+        later = control.started(0.0)
+        control.on_rate_limited(later, 1.0, now=0.0)
+        assert control.limit == 16
+
+    def test_retry_after_pauses_the_sweep(self) -> None:
+        control = _Congestion(8, FAST_RETRY, 0.0)
+        control.on_rate_limited(control.started(0.0), 2.5, now=100.0)
+        assert control.pause_until == 102.5
+        assert control.ready_at() >= 102.5
+
+    def test_without_retry_after_the_pause_backs_off(self) -> None:
+        control = _Congestion(8, FAST_RETRY, 0.0)
+        control.on_rate_limited(control.started(0.0), None, now=0.0)
+        first = control.pause_until
+        control.on_rate_limited(control.started(0.0), None, now=0.0)
+        assert 0 < first < control.pause_until <= FAST_RETRY.max_delay
+
+    def test_successes_raise_the_limit_back_to_the_ceiling(self) -> None:
+        control = _Congestion(8, FAST_RETRY, 0.0)
+        control.on_rate_limited(control.started(0.0), None, now=0.0)
+        assert control.limit == 4
+        for _ in range(4 + 5 + 6 + 7):
+            control.on_success(1.0)
+        assert control.limit == 8
+        for _ in range(100):
+            control.on_success(1.0)
+        assert control.limit == 8
+
+    def test_after_a_429_starts_are_paced_below_the_admitted_rate(self) -> None:
+        control = _Congestion(64, FAST_RETRY, 0.0)
+        for n in range(200):  # 200 successes in the first second
+            control.started(n / 200)
+            control.on_success(n / 200)
+        assert control.rate is None
+        control.on_rate_limited(control.started(1.0), 0.5, now=1.0)
+        assert control.rate is not None and 150 <= control.rate <= 200
+        first = control.started(2.0)
+        assert first and control.ready_at() == pytest.approx(2.0 + 1 / control.rate)
+
+    def test_paced_rate_creeps_back_up_while_requests_succeed(self) -> None:
+        control = _Congestion(8, FAST_RETRY, 0.0)
+        for n in range(20):
+            control.on_success(0.5 + n / 100)
+        control.on_rate_limited(control.started(0.9), None, now=1.0)
+        paced = control.rate
+        assert paced is not None
+        for n in range(50):
+            control.on_success(2.0 + n / 100)
+        assert control.rate is not None and control.rate > paced
+
+    def test_too_few_successes_to_measure_leave_the_start_rate_unpaced(self) -> None:
+        control = _Congestion(8, FAST_RETRY, 0.0)
+        control.on_success(0.1)
+        control.on_rate_limited(control.started(0.1), None, now=0.2)
+        assert control.rate is None and control.limit == 4
+
+    def test_the_limit_never_drops_below_one(self) -> None:
+        control = _Congestion(2, FAST_RETRY, 0.0)
+        for _ in range(5):
+            control.on_rate_limited(control.started(0.0), None, now=0.0)
+        assert control.limit == 1
