@@ -19,6 +19,13 @@ CUSTOMER_ID = "6db94cb7-3a02-4a57-a03a-e2a92ce86406"
 SOURCE_ID = "d8d7a9b3-c401-49f6-81a4-386d8398aa2c"
 UPPER_CASE_ID = "26891A75-9406-4E06-97BA-F4D6DA664F3C"
 
+# Where the local server answers what.
+LIST_PATH = f"/customers/v1/{CUSTOMER_ID}/payment-sources"
+SOURCE_PATH = f"{LIST_PATH}/{SOURCE_ID}"
+TOKEN_PATH = "/oauth2/token"
+
+HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
 # The single payment source example of Lean's reference page, byte for byte: not valid
 # JSON (a comma is missing after "...8885" and another after "}]").
 REFERENCE_SOURCE = (

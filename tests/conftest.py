@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from _samples import APP_TOKEN, CLIENT_ID, CLIENT_SECRET, FAST_RETRY
+from _samples import APP_TOKEN, CLIENT_ID, CLIENT_SECRET, FAST_RETRY, TOKEN_PATH
 from _server import LocalServer
 
 from lean_async import LeanClient
@@ -45,7 +45,7 @@ async def make_client(server: LocalServer) -> AsyncIterator[Callable[..., LeanCl
         if not {"access_token", "client_id", "client_secret"} & options.keys():
             options.setdefault("app_token", APP_TOKEN)
         if "client_id" in options:
-            options.setdefault("auth_url", server.url + "/oauth2/token")
+            options.setdefault("auth_url", server.url + TOKEN_PATH)
         client = LeanClient(environ={}, **options)
         clients.append(client)
         return client

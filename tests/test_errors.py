@@ -6,6 +6,7 @@ import json
 import pickle
 
 import pytest
+from _samples import HTML_502
 
 from lean_async import (
     APIConnectionError,
@@ -22,8 +23,6 @@ from lean_async import (
     ServerError,
 )
 from lean_async._exceptions import error_from_response
-
-HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 
 def _lean_body(code: str, message: str) -> bytes:

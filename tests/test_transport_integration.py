@@ -13,7 +13,16 @@ from email.utils import formatdate
 
 import aiohttp
 import pytest
-from _samples import ACCESS_TOKEN, APP_TOKEN, CUSTOMER_ID, REPAIRED_LIST, SOURCE_ID
+from _samples import (
+    ACCESS_TOKEN,
+    APP_TOKEN,
+    CUSTOMER_ID,
+    HTML_502,
+    LIST_PATH,
+    REPAIRED_LIST,
+    SOURCE_ID,
+    SOURCE_PATH,
+)
 from _server import (
     LocalServer,
     drop_connection,
@@ -40,9 +49,6 @@ from lean_async import (
 )
 from lean_async.models import decode_payment_sources
 
-LIST_PATH = f"/customers/v1/{CUSTOMER_ID}/payment-sources"
-SOURCE_PATH = f"{LIST_PATH}/{SOURCE_ID}"
-HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 # Backoff slow enough that a test can tell an honoured Retry-After from a backoff wait.
 SLOW_BACKOFF = RetryPolicy(max_retries=1, initial_delay=3.0, max_delay=3.0)
 
