@@ -148,13 +148,14 @@ def _check_url(url: str, name: str) -> str:
     if not isinstance(url, str):
         raise ConfigurationError(f"{name} must be a string URL, got {url!r}")
     parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {url!r}")
+    # Checked first, so that no later message echoes a password in the URL.
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
             f"{name} must not carry a query, fragment or user info, got {parts.scheme}://"
             f"{parts.hostname}..."
         )
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {url!r}")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(
             f"{name} {url!r} is plain http to a non-loopback host: credentials would travel "

@@ -153,7 +153,8 @@ _STATUS_TO_ERROR: dict[int, type[APIError]] = {
 class _ErrorBody(msgspec.Struct):
     """Lean's error body; OAuth2 token endpoints answer with error/error_description."""
 
-    status: str | None = None
+    # A gateway in front of Lean may answer with Spring's default body, where it is a number.
+    status: str | int | None = None
     message: str | None = None
     error: str | None = None
     error_description: str | None = None
@@ -176,7 +177,7 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None]:
         parsed = _ERROR_BODY_DECODER.decode(body)
     except (msgspec.MsgspecError, RecursionError):
         return None, None
-    code = parsed.status or parsed.error
+    code = (parsed.status if isinstance(parsed.status, str) else None) or parsed.error
     message = parsed.message or parsed.error_description
     if message is not None and len(message) > _MAX_MESSAGE_CHARS:
         message = message[:_MAX_MESSAGE_CHARS] + "..."

@@ -163,6 +163,10 @@ class Transport:
                 raise_for_status=False,
                 trust_env=False,
             )
+            # aiohttp silently resends a GET or DELETE once when the connection drops; our
+            # retries must see that loss, or a delivered delete's resend reads as a plain 404.
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
             self._session = session
         elif self._closed:
             raise RuntimeError("this LeanClient is closed")

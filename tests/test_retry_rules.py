@@ -1,0 +1,158 @@
+"""The pure retry rules of lean_async._retry, as tables of cases."""
+
+from __future__ import annotations
+
+import math
+from email.utils import formatdate
+
+import pytest
+
+from lean_async import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    BadRequestError,
+    DecodeError,
+    InvalidIdError,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+)
+from lean_async._retry import backoff_delay, parse_retry_after, retry_waits, should_retry
+
+NOW = 1_700_000_000.0  # a fixed "current" Unix time for HTTP-date cases
+POLICY = RetryPolicy()
+
+
+def _api_error(status: int, retry_after: float | None = None) -> APIError:
+    return APIError(status, retry_after=retry_after)
+
+
+@pytest.mark.parametrize(
+    ("exc", "retried"),
+    [
+        (APIConnectionError("refused"), True),
+        (APITimeoutError("timed out"), True),
+        (_api_error(408), True),
+        (_api_error(429), True),
+        (RateLimitError(429), True),
+        (_api_error(500), True),
+        (ServerError(502), True),
+        (_api_error(503), True),
+        (_api_error(504), True),
+        (_api_error(599), True),
+        (_api_error(429, retry_after=60.0), True),
+        (_api_error(503, retry_after=0.0), True),
+        (_api_error(429, retry_after=60.5), False),
+        (_api_error(503, retry_after=3600.0), False),
+        (BadRequestError(400), False),
+        (_api_error(401), False),
+        (_api_error(403), False),
+        (_api_error(404), False),
+        (_api_error(405), False),
+        (_api_error(409), False),
+        (_api_error(422), False),
+        (_api_error(302), False),
+        (DecodeError("bad json"), False),
+        (InvalidIdError("bad id"), False),
+        (ValueError("not ours"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_should_retry_follows_the_table(exc: BaseException, retried: bool) -> None:
+    assert should_retry(exc, POLICY) is retried
+
+
+def test_should_retry_respects_a_policy_with_a_lower_retry_after_ceiling() -> None:
+    policy = RetryPolicy(max_retry_after=5.0)
+    assert should_retry(_api_error(429, retry_after=5.0), policy)
+    assert not should_retry(_api_error(429, retry_after=5.1), policy)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("0", 0.0),
+        ("1", 1.0),
+        ("120", 120.0),
+        ("0.25", 0.25),
+        (" 2 ", 2.0),
+        (formatdate(NOW + 30, usegmt=True), 30.0),
+        (formatdate(NOW + 1, usegmt=True), 1.0),
+        (formatdate(NOW - 30, usegmt=True), 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+        (None, None),
+        ("", None),
+        ("   ", None),
+        ("soon", None),
+        ("5 seconds", None),
+        ("-1", None),
+        ("-0.5", None),
+        ("nan", None),
+        ("NaN", None),
+        ("inf", None),
+        ("-inf", None),
+        ("Infinity", None),
+        ("Wed, 99 Foo 2015 07:28:00 GMT", None),
+        ("Wed, 21 Oct 2015 07:28:00", None),
+    ],
+)
+def test_parse_retry_after_follows_the_table(header: str | None, seconds: float | None) -> None:
+    result = parse_retry_after(header, NOW)
+    if seconds is None:
+        assert result is None
+    else:
+        assert result == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("retry_number", [0, 1, 2, 3, 4, 5, 10, 1000])
+@pytest.mark.parametrize("rand", [0.0, 0.5, 0.999999])
+def test_backoff_delay_stays_within_its_bounds(retry_number: int, rand: float) -> None:
+    ceiling = min(POLICY.initial_delay * 2.0 ** min(retry_number, 32), POLICY.max_delay)
+    delay = backoff_delay(retry_number, POLICY, rand)
+    assert 0.75 * ceiling <= delay <= ceiling
+    assert math.isfinite(delay)
+
+
+def test_backoff_first_delay_is_about_half_a_second() -> None:
+    assert 0.375 <= backoff_delay(0, POLICY, 0.999999) <= backoff_delay(0, POLICY, 0.0) == 0.5
+
+
+def test_backoff_doubles_until_the_cap() -> None:
+    delays = [backoff_delay(n, POLICY, 0.0) for n in range(8)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+    assert max(delays) == POLICY.max_delay
+
+
+def test_backoff_jitter_varies_the_delay() -> None:
+    assert backoff_delay(2, POLICY, 0.0) != backoff_delay(2, POLICY, 0.9)
+
+
+def test_backoff_delay_follows_a_shrunk_policy() -> None:
+    policy = RetryPolicy(initial_delay=0.01, max_delay=0.03)
+    assert [backoff_delay(n, policy, 0.0) for n in range(4)] == [0.01, 0.02, 0.03, 0.03]
+
+
+def test_retry_waits_use_retry_after_when_the_server_sent_one() -> None:
+    waits = retry_waits(POLICY, rand=lambda: 0.0)
+    assert waits.send(None) == 0.0  # backoff primes the generator
+    assert waits.send(_api_error(503)) == 0.5
+    assert waits.send(_api_error(429, retry_after=0.3)) == 0.3
+    assert waits.send(APIConnectionError("reset")) == 2.0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_retries": -1},
+        {"initial_delay": -0.1},
+        {"max_delay": float("inf")},
+        {"max_retry_after": float("nan")},
+        {"max_retries": True},
+        {"max_retries": 1.5},
+        {"initial_delay": "1"},
+    ],
+)
+def test_retry_policy_rejects_bad_values(options: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(**options)  # type: ignore[arg-type]
