@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http
 import math
+import os
 import random
 import uuid
 from collections.abc import Callable
@@ -50,7 +51,7 @@ _CODE_OF_STATUS = {
 
 def _headers(content_type: str | None = _JSON) -> dict[str, str]:
     """Every answer's headers: fresh correlation and trace ids, as Lean sends."""
-    headers = {REQUEST_ID_HEADER: str(uuid.uuid4()), TRACE_ID_HEADER: uuid.uuid4().hex}
+    headers = {REQUEST_ID_HEADER: str(uuid.uuid4()), TRACE_ID_HEADER: os.urandom(16).hex()}
     if content_type is not None:
         headers[hdrs.CONTENT_TYPE] = content_type
     return headers
@@ -180,7 +181,7 @@ class LeanApp:
         if fate.fault is Fault.ERROR:
             return self._server_error(fate)
         try:
-            response = await handler(request)
+            response = self._refuse(request) or await handler(request)
         except web.HTTPException as exc:
             response = self._router_error(exc)
         if fate.fault is Fault.NONE:
@@ -245,8 +246,13 @@ class LeanApp:
 
     # -- authentication ------------------------------------------------------------
 
-    def _refuse(self, request: web.Request, customer_id: str, *ids: str) -> web.Response | None:
-        """The error answer for a request that may not proceed; None when it may."""
+    def _refuse(self, request: web.Request) -> web.Response | None:
+        """The error answer for a customer route's request that may not proceed; None
+        when it may (or the route is not a customer's)."""
+        ids = request.match_info
+        customer_id = ids.get("customer_id")
+        if customer_id is None:
+            return None
         headers = request.headers
         app_token = headers.get(APP_TOKEN_HEADER)
         authorization = headers.get(hdrs.AUTHORIZATION)
@@ -266,7 +272,7 @@ class LeanApp:
             if granted is None:
                 return lean_error(401, UNAUTHORIZED, "The access token is invalid or expired")
             scope = granted
-        for value in (customer_id, *ids):
+        for value in ids.values():
             if not is_uuid(value):
                 return lean_error(400, "INVALID_PARAMETERS", f"{value!r:.80} is not a UUID")
         if not scope_allows(scope, customer_id):
@@ -279,9 +285,6 @@ class LeanApp:
 
     async def _list(self, request: web.Request) -> web.Response:
         customer_id = request.match_info["customer_id"]
-        refusal = self._refuse(request, customer_id)
-        if refusal is not None:
-            return refusal
         body = self.data.list_body(customer_id)
         if body is None:
             if self.unknown_customer_404:
@@ -290,22 +293,14 @@ class LeanApp:
         return respond(200, body)
 
     async def _get(self, request: web.Request) -> web.Response:
-        customer_id = request.match_info["customer_id"]
-        source_id = request.match_info["payment_source_id"]
-        refusal = self._refuse(request, customer_id, source_id)
-        if refusal is not None:
-            return refusal
+        customer_id, source_id = _source_ids(request)
         body = self.data.source_body(customer_id, source_id)
         if body is None:
             return _unknown_source()
         return respond(200, body)
 
     async def _delete(self, request: web.Request) -> web.Response:
-        customer_id = request.match_info["customer_id"]
-        source_id = request.match_info["payment_source_id"]
-        refusal = self._refuse(request, customer_id, source_id)
-        if refusal is not None:
-            return refusal
+        customer_id, source_id = _source_ids(request)
         problem = delete_body_problem(await request.read())
         if problem is not None:
             return lean_error(400, *problem)
@@ -330,6 +325,10 @@ class LeanApp:
         response = respond(200, body)
         response.headers[hdrs.CACHE_CONTROL] = "no-store"
         return response
+
+
+def _source_ids(request: web.Request) -> tuple[str, str]:
+    return request.match_info["customer_id"], request.match_info["payment_source_id"]
 
 
 def _unknown_source() -> web.Response:

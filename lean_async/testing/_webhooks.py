@@ -99,30 +99,35 @@ class WebhookSender:
         self.retry_delays = tuple(retry_delays)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._last: asyncio.Future[None] | None = None
         self.deliveries: list[Delivery] = []
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        """Deliver ``events`` in order, in the background."""
-        task = asyncio.ensure_future(self._deliver_all(events))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Deliver ``events`` in the background, after those sent before (so that a
+        receiver sees them in the order they happened)."""
+        self._last = asyncio.ensure_future(self._deliver_after(self._last, events))
 
     async def idle(self) -> None:
         """Wait until every delivery sent so far succeeded or was given up."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks)
+        while self._last is not None and not self._last.done():
+            await asyncio.shield(self._last)
 
     async def close(self) -> None:
         """Abandon deliveries still under way and close the connection pool."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        last, self._last = self._last, None
+        if last is not None:
+            last.cancel()
+            await asyncio.gather(last, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _deliver_all(self, events: Sequence[dict[str, Any]]) -> None:
+    async def _deliver_after(
+        self, previous: asyncio.Future[None] | None, events: Sequence[dict[str, Any]]
+    ) -> None:
+        if previous is not None:
+            # Cancelling this delivery cancels the ones before it too.
+            await asyncio.gather(previous, return_exceptions=True)
         for event in events:
             self.deliveries.append(await self._deliver(event))
 
