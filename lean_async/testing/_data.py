@@ -225,9 +225,10 @@ class DataSet:
         self._source_bodies: dict[tuple[str, str], bytes] = {}
         self._list_bodies: dict[str, bytes] = {}
         for customer_id, sources in customers.items():
-            self._add_customer(customer_id)
+            key = self._add_customer(customer_id)
             for source in sources:
-                self.put(customer_id, source)
+                self._store(key, source)
+            self._encode_list(key)
 
     @classmethod
     def generate(cls, customers: int, seed: int = 0) -> DataSet:
@@ -293,9 +294,7 @@ class DataSet:
     def put(self, customer_id: str, source: PaymentSource) -> None:
         """Add or replace a payment source (creating the customer if new)."""
         key = self._add_customer(customer_id)
-        source_key = source.id.lower()
-        self._sources[key][source_key] = source
-        self._source_bodies[key, source_key] = encode_source(source)
+        self._store(key, source)
         self._encode_list(key)
 
     def remove(self, customer_id: str, payment_source_id: str) -> PaymentSource | None:
@@ -313,6 +312,11 @@ class DataSet:
             self._sources[key] = {}
             self._list_bodies[key] = b"[]"
         return key
+
+    def _store(self, key: str, source: PaymentSource) -> None:
+        source_key = source.id.lower()
+        self._sources[key][source_key] = source
+        self._source_bodies[key, source_key] = encode_source(source)
 
     def _encode_list(self, key: str) -> None:
         bodies = (self._source_bodies[key, source_key] for source_key in self._sources[key])

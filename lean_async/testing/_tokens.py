@@ -60,10 +60,7 @@ class TokenIssuer:
         for name in ("client_id", "client_secret", "grant_type", "scope"):
             if not form.get(name):
                 raise TokenRefusal(400, "invalid_request", f"missing form field {name!r}")
-        if not (
-            hmac.compare_digest(form["client_id"], self.client_id)
-            and hmac.compare_digest(form["client_secret"], self._client_secret)
-        ):
+        if (form["client_id"], form["client_secret"]) != (self.client_id, self._client_secret):
             raise TokenRefusal(401, "invalid_client", "Bad client credentials")
         if form["grant_type"] != "client_credentials":
             raise TokenRefusal(
