@@ -1,0 +1,67 @@
+"""``python -m lean_async.testing``: run a fake Lean server until interrupted.
+
+Prints one JSON line with the URLs and credentials once it listens, e.g. for a benchmark
+that starts it as a separate process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import sys
+from typing import Any
+
+import msgspec
+
+from ._cli import add_server_arguments, server_options
+from ._server import FakeLean, serve
+
+
+def describe(server: FakeLean) -> dict[str, Any]:
+    """What a caller needs to reach ``server``."""
+    return {
+        "url": server.url,
+        "token_url": server.token_url,
+        "app_token": server.app_token,
+        "client_id": server.client_id,
+        "client_secret": server.client_secret,
+        "customers": len(server.customer_ids),
+        "faults": server.faults.describe(),
+    }
+
+
+def _print_ready(server: FakeLean) -> None:
+    sys.stdout.write(msgspec.json.encode(describe(server)).decode() + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m lean_async.testing", description="Run a fake Lean API server."
+    )
+    add_server_arguments(parser)
+    parser.add_argument(
+        "--save-data", metavar="PATH", help="write the data set to this JSON file at start"
+    )
+    args = parser.parse_args(argv)
+    try:
+        options = server_options(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    def ready(server: FakeLean) -> None:
+        if args.save_data:
+            server.save_data(args.save_data)
+        _print_ready(server)
+
+    run: Any = asyncio.run
+    with contextlib.suppress(ImportError):
+        run = importlib.import_module("uvloop").run  # the "speed" extra
+    with contextlib.suppress(KeyboardInterrupt):
+        run(serve(**options, ready=ready))
+
+
+if __name__ == "__main__":
+    main()

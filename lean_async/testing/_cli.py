@@ -1,0 +1,83 @@
+"""Command-line flags for a fake server process, shared by ``python -m lean_async.testing``
+and any other command that runs one."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._faults import Faults, Latency
+from ._server import DEFAULT_TOKEN_TTL
+
+__all__ = ["add_server_arguments", "server_options"]
+
+
+def _latency(text: str) -> Latency:
+    """``0.05`` (fixed) or ``0.01-0.2`` (uniform range), in seconds."""
+    low, dash, high = text.partition("-")
+    try:
+        return (float(low), float(high)) if dash else float(low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds (0.05) or a range (0.01-0.2), got {text!r}"
+        ) from None
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the fake server's flags (address, data, faults, webhooks) to ``parser``."""
+    where = parser.add_argument_group("server")
+    where.add_argument("--host", default="127.0.0.1")
+    where.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--customers", type=int, default=100)
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--data", metavar="PATH", help="load the data set from this JSON file")
+    data.add_argument("--token-ttl", type=float, default=DEFAULT_TOKEN_TTL)
+    data.add_argument("--delete-status", type=int, choices=(200, 204), default=200)
+    data.add_argument("--unknown-customer-404", action="store_true")
+    faults = parser.add_argument_group("faults")
+    faults.add_argument("--latency", type=_latency, default=0.0, metavar="S|LOW-HIGH")
+    faults.add_argument("--error-rate", type=float, default=0.0)
+    faults.add_argument("--html-error-share", type=float, default=0.5)
+    faults.add_argument("--rate-limit", type=float, default=None, metavar="REQ_PER_S")
+    faults.add_argument("--no-retry-after", action="store_true")
+    faults.add_argument("--drop-rate", type=float, default=0.0)
+    faults.add_argument("--truncate-rate", type=float, default=0.0)
+    faults.add_argument("--malformed-rate", type=float, default=0.0)
+    faults.add_argument("--slow-body-rate", type=float, default=0.0)
+    faults.add_argument("--slow-body-chunk", type=int, default=64)
+    faults.add_argument("--slow-body-delay", type=float, default=0.05)
+    faults.add_argument("--fault-seed", type=int, default=0)
+    hooks = parser.add_argument_group("webhooks")
+    hooks.add_argument("--webhook-url")
+    hooks.add_argument("--webhook-secret")
+
+
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``serve`` from parsed ``add_server_arguments`` flags."""
+    return {
+        "host": args.host,
+        "port": args.port,
+        "customers": args.customers,
+        "seed": args.seed,
+        "data": args.data,
+        "token_ttl": args.token_ttl,
+        "delete_status": args.delete_status,
+        "unknown_customer_404": args.unknown_customer_404,
+        "webhook_url": args.webhook_url,
+        "webhook_secret": args.webhook_secret,
+        "faults": Faults(
+            latency=args.latency,
+            error_rate=args.error_rate,
+            html_error_share=args.html_error_share,
+            rate_limit=args.rate_limit,
+            retry_after=not args.no_retry_after,
+            drop_rate=args.drop_rate,
+            truncate_rate=args.truncate_rate,
+            malformed_rate=args.malformed_rate,
+            slow_body_rate=args.slow_body_rate,
+            slow_body_chunk=args.slow_body_chunk,
+            slow_body_delay=args.slow_body_delay,
+            seed=args.fault_seed,
+        ),
+    }
