@@ -86,12 +86,23 @@ WebhookPayload: TypeAlias = (
 )
 """Every payload type: a struct for a known event type, the raw ``dict`` otherwise."""
 
+
+class WebhookEvent(msgspec.Struct, kw_only=True, frozen=True):
+    """One webhook delivery. ``event_id`` is the same in every redelivery of an event;
+    ``payload`` is the struct of a known ``type``, else the payload as a ``dict``."""
+
+    type: str
+    event_id: str
+    timestamp: datetime
+    payload: WebhookPayload
+    message: str | None = None
+
+
 _P = TypeVar("_P")
 
 
-class WebhookEvent(msgspec.Struct, Generic[_P], kw_only=True, frozen=True):
-    """One webhook delivery. ``event_id`` is the same in every redelivery of an event."""
-
+class _Envelope(msgspec.Struct, Generic[_P], kw_only=True, frozen=True):
+    # Decoded with the payload type of its event type, so errors say `$.payload.<field>`.
     type: str
     event_id: str
     timestamp: datetime
@@ -104,38 +115,41 @@ class _EventType(msgspec.Struct):
 
 
 _TYPE_DECODER = msgspec.json.Decoder(_EventType)
-_RAW_DECODER = msgspec.json.Decoder(WebhookEvent[dict[str, Any]])
-_DECODERS: dict[str, msgspec.json.Decoder[WebhookEvent[Any]]] = {
-    EventType.PAYMENT_SOURCE_CREATED.value: msgspec.json.Decoder(
-        WebhookEvent[PaymentSourceCreated]
-    ),
+_RAW_DECODER = msgspec.json.Decoder(_Envelope[dict[str, Any]])
+_DECODERS: dict[str, msgspec.json.Decoder[_Envelope[Any]]] = {
+    EventType.PAYMENT_SOURCE_CREATED.value: msgspec.json.Decoder(_Envelope[PaymentSourceCreated]),
     EventType.PAYMENT_SOURCE_UPDATED.value: msgspec.json.Decoder(
-        WebhookEvent[_PaymentSourceUpdatedFields]
+        _Envelope[_PaymentSourceUpdatedFields]
     ),
-    EventType.BENEFICIARY_CREATED.value: msgspec.json.Decoder(WebhookEvent[BeneficiaryCreated]),
-    EventType.BENEFICIARY_UPDATED.value: msgspec.json.Decoder(WebhookEvent[BeneficiaryUpdated]),
+    EventType.BENEFICIARY_CREATED.value: msgspec.json.Decoder(_Envelope[BeneficiaryCreated]),
+    EventType.BENEFICIARY_UPDATED.value: msgspec.json.Decoder(_Envelope[BeneficiaryUpdated]),
 }
 _WHAT = "the webhook event"
 
 
-def decode_event(body: bytes) -> WebhookEvent[WebhookPayload]:
+def decode_event(body: bytes) -> WebhookEvent:
     """Decode a webhook body WITHOUT checking its signature (for callers who verified it
     elsewhere); raises DecodeError saying where the body does not fit."""
     event_type = _decode(_TYPE_DECODER, body, _WHAT).type
-    event: WebhookEvent[Any] = _decode(_DECODERS.get(event_type, _RAW_DECODER), body, _WHAT)
-    changes: dict[str, Any] = {}
-    if isinstance(event.payload, _PaymentSourceUpdatedFields):
+    envelope: _Envelope[Any] = _decode(_DECODERS.get(event_type, _RAW_DECODER), body, _WHAT)
+    payload = envelope.payload
+    if isinstance(payload, _PaymentSourceUpdatedFields):
         raw = _decode(_RAW_DECODER, body, _WHAT).payload
-        changes["payload"] = PaymentSourceUpdated(**msgspec.structs.asdict(event.payload), raw=raw)
-    if event.timestamp.tzinfo is None:
+        payload = PaymentSourceUpdated(**msgspec.structs.asdict(payload), raw=raw)
+    timestamp = envelope.timestamp
+    if timestamp.tzinfo is None:
         # Lean sends UTC ("...Z"); a timestamp without an offset is taken as UTC too.
-        changes["timestamp"] = event.timestamp.replace(tzinfo=timezone.utc)
-    return msgspec.structs.replace(event, **changes) if changes else event
+        timestamp = timestamp.replace(tzinfo=timezone.utc)
+    return WebhookEvent(
+        type=envelope.type,
+        event_id=envelope.event_id,
+        timestamp=timestamp,
+        payload=payload,
+        message=envelope.message,
+    )
 
 
-def parse_event(
-    body: bytes, signature_header: str | None, secret: str | bytes
-) -> WebhookEvent[WebhookPayload]:
+def parse_event(body: bytes, signature_header: str | None, secret: str | bytes) -> WebhookEvent:
     """Verify the ``lean-signature`` header of a delivery, then decode its body; raises
     WebhookSignatureError, then DecodeError."""
     verify_signature(body, signature_header, secret)

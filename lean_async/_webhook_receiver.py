@@ -26,7 +26,7 @@ from typing import Final, Protocol
 from aiohttp import web
 
 from ._exceptions import DecodeError
-from ._webhook_events import WebhookEvent, WebhookPayload, parse_event
+from ._webhook_events import WebhookEvent, parse_event
 from ._webhook_signature import SIGNATURE_HEADER, WebhookSignatureError, check_secret
 
 logger = logging.getLogger("lean_async.webhooks")
@@ -42,7 +42,7 @@ DEFAULT_STORE_SIZE: Final = 100_000
 # After cancelling handlers at shutdown, how long to wait for them to unwind.
 _CANCEL_GRACE: Final = 1.0
 
-EventHandler = Callable[[WebhookEvent[WebhookPayload]], Awaitable[None]]
+EventHandler = Callable[[WebhookEvent], Awaitable[None]]
 """The user's callback: ``async def handler(event: WebhookEvent) -> None``."""
 
 
@@ -103,7 +103,7 @@ class ReceiverStats:
 class FailedEvent:
     """An acknowledged event whose handler raised (or was cancelled at shutdown)."""
 
-    event: WebhookEvent[WebhookPayload]
+    event: WebhookEvent
     error: BaseException
 
 
@@ -230,7 +230,7 @@ class WebhookReceiver:
     async def _on_cleanup(self, app: web.Application) -> None:
         await self.aclose()
 
-    async def _dispatch(self, event: WebhookEvent[WebhookPayload]) -> bool:
+    async def _dispatch(self, event: WebhookEvent) -> bool:
         """Start the handler for ``event`` unless it runs or ran already; True if started."""
         event_id = event.event_id
         if event_id in self._in_flight:
@@ -249,7 +249,7 @@ class WebhookReceiver:
                 self._in_flight.discard(event_id)
         return started
 
-    async def _run(self, event: WebhookEvent[WebhookPayload]) -> None:
+    async def _run(self, event: WebhookEvent) -> None:
         try:
             await self._handler(event)
         except asyncio.CancelledError as exc:
@@ -263,7 +263,7 @@ class WebhookReceiver:
         finally:
             self._in_flight.discard(event.event_id)
 
-    async def _remember(self, event: WebhookEvent[WebhookPayload]) -> None:
+    async def _remember(self, event: WebhookEvent) -> None:
         try:
             await self._store.add(event.event_id)
         except Exception:
@@ -273,7 +273,7 @@ class WebhookReceiver:
                 event.type,
             )
 
-    def _record_failure(self, event: WebhookEvent[WebhookPayload], error: BaseException) -> None:
+    def _record_failure(self, event: WebhookEvent, error: BaseException) -> None:
         self.stats.failed += 1
         self._failed.append(FailedEvent(event, error))
         logger.error(

@@ -22,7 +22,6 @@ pytestmark = pytest.mark.timeout(30)
 
 SECRET = "whsec-receiver-test-0d9e"
 PATH = "/lean"
-Event = webhooks.WebhookEvent[webhooks.WebhookPayload]
 Client = TestClient[web.Request, web.Application]
 
 
@@ -57,9 +56,9 @@ class Recorder:
 
     def __init__(self, gate: asyncio.Event | None = None) -> None:
         self.gate = gate
-        self.events: list[Event] = []
+        self.events: list[webhooks.WebhookEvent] = []
 
-    async def __call__(self, event: Event) -> None:
+    async def __call__(self, event: webhooks.WebhookEvent) -> None:
         if self.gate is not None:
             await self.gate.wait()
         self.events.append(event)
@@ -76,7 +75,7 @@ class FailingOnce:
         self.attempts: collections.Counter[str] = collections.Counter()
         self.handled: list[str] = []
 
-    async def __call__(self, event: Event) -> None:
+    async def __call__(self, event: webhooks.WebhookEvent) -> None:
         self.attempts[event.event_id] += 1
         if self.attempts[event.event_id] == 1:
             raise RuntimeError("database unavailable")
@@ -216,7 +215,7 @@ async def test_redelivery_of_an_event_whose_handler_failed_is_handled_again() ->
 async def test_200_events_delivered_twice_concurrently_are_each_handled_once() -> None:
     counts: collections.Counter[str] = collections.Counter()
 
-    async def handler(event: Event) -> None:
+    async def handler(event: webhooks.WebhookEvent) -> None:
         await asyncio.sleep(0.01)
         counts[event.event_id] += 1
 
@@ -319,7 +318,7 @@ async def test_retry_failed_runs_the_handler_again_for_failed_events() -> None:
 
 
 async def test_shutdown_waits_for_running_handlers() -> None:
-    async def slow_handler(event: Event) -> None:
+    async def slow_handler(event: webhooks.WebhookEvent) -> None:
         await asyncio.sleep(0.2)
         handled.append(event.event_id)
 
