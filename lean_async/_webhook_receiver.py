@@ -25,11 +25,12 @@ from typing import Final, Protocol
 
 from aiohttp import web
 
+from ._constants import LOGGER_NAME
 from ._exceptions import DecodeError
 from ._webhook_events import WebhookEvent, parse_event
 from ._webhook_signature import SIGNATURE_HEADER, WebhookSignatureError, check_secret
 
-logger = logging.getLogger("lean_async.webhooks")
+logger = logging.getLogger(f"{LOGGER_NAME}.webhooks")
 
 # Real deliveries are well under 1 KiB.
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
