@@ -1,5 +1,7 @@
 """lean-async: an asyncio-first client for Lean Technologies' open-banking API."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import LeanClient
 from ._exceptions import (
     APIConnectionError,
@@ -7,6 +9,7 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     ConflictError,
     DecodeError,
@@ -17,6 +20,7 @@ from ._exceptions import (
     RateLimitError,
     ResponseTooLargeError,
     ServerError,
+    WebhookSignatureError,
 )
 from ._retry import RetryPolicy
 from ._sweep import SweepProgress, SweepResult
@@ -43,6 +47,7 @@ __all__ = [
     "BadRequestError",
     "Beneficiary",
     "BeneficiaryStatus",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
     "DecodeError",
@@ -58,9 +63,24 @@ __all__ = [
     "ResponseTooLargeError",
     "RetryPolicy",
     "ServerError",
+    "WebhookSignatureError",
     "SweepProgress",
     "SweepResult",
     "__version__",
     "decode_payment_source",
     "decode_payment_sources",
+    "testing",
+    "webhooks",
 ]
+
+if TYPE_CHECKING:
+    from . import testing, webhooks
+
+
+def __getattr__(name: str) -> Any:
+    # Submodules that import aiohttp.web load on first use, keeping `import lean_async` light.
+    if name in ("webhooks", "testing"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from ._constants import (
     TOKEN_REFRESH_FRACTION,
     TOKEN_REFRESH_MAX_MARGIN,
 )
-from ._exceptions import ConfigurationError
+from ._exceptions import ClientClosedError, ConfigurationError
 from .models import AccessToken
 
 Headers = Mapping[str, str]
@@ -61,7 +61,10 @@ class Credentials:
             client_id = env.get(ENV_CLIENT_ID) or None
             client_secret = env.get(ENV_CLIENT_SECRET) or None
             given = _schemes(app_token, access_token, client_id, client_secret)
-            where = f" in the environment ({ENV_APP_TOKEN}, {ENV_ACCESS_TOKEN}, {ENV_CLIENT_ID})"
+            where = (
+                f" in the environment ({ENV_APP_TOKEN}, {ENV_ACCESS_TOKEN}, "
+                f"{ENV_CLIENT_ID}/{ENV_CLIENT_SECRET})"
+            )
         else:
             where = ""
         if not given:
@@ -143,6 +146,7 @@ class ClientCredentialsAuth:
         self._headers: Headers | None = None
         self._refresh_at = 0.0
         self._inflight: asyncio.Task[Headers] | None = None
+        self._closed = False
 
     async def headers(self) -> Headers:
         headers = self._headers
@@ -152,8 +156,15 @@ class ClientCredentialsAuth:
             task = asyncio.ensure_future(self._refresh())
             task.add_done_callback(self._forget_inflight)
             self._inflight = task
-        # Shielded: one caller's cancellation must not cancel the fetch the others await.
-        return await asyncio.shield(self._inflight)
+        task = self._inflight
+        try:
+            # Shielded: one caller's cancellation must not cancel the fetch the others await.
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # close() cancelled the fetch: its waiters were not cancelled, the client closed.
+            if self._closed and task.cancelled() and not _being_cancelled():
+                raise ClientClosedError("this LeanClient was closed") from None
+            raise
 
     async def _refresh(self) -> Headers:
         started = self._clock()
@@ -174,6 +185,7 @@ class ClientCredentialsAuth:
             self._headers = None
 
     async def aclose(self) -> None:
+        self._closed = True
         task = self._inflight
         if task is not None and not task.done():
             task.cancel()
@@ -181,6 +193,13 @@ class ClientCredentialsAuth:
 
     def __repr__(self) -> str:
         return f"ClientCredentialsAuth(scope={self._scope!r})"
+
+
+def _being_cancelled() -> bool:
+    """Whether the current task has a cancellation request pending (Python 3.11+)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def refresh_after(expires_in: float | None) -> float:

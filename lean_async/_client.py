@@ -13,6 +13,7 @@ import aiohttp
 
 from ._auth import Credentials
 from ._constants import (
+    APP_TOKEN_HEADER,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -215,8 +216,17 @@ def _check_positive_int(value: int, name: str) -> int:
 
 
 def _check_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
-    if session is not None and not isinstance(session, aiohttp.ClientSession):
+    if session is None:
+        return None
+    if not isinstance(session, aiohttp.ClientSession):
         raise ConfigurationError(f"session must be an aiohttp.ClientSession, got {session!r}")
+    clashing = {"authorization", APP_TOKEN_HEADER} & {h.lower() for h in session.headers}
+    if clashing:
+        # A request must carry exactly one credential: the client's.
+        raise ConfigurationError(
+            f"the session's default headers carry {', '.join(sorted(clashing))}; pass "
+            "credentials to LeanClient instead"
+        )
     return session
 
 

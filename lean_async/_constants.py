@@ -40,7 +40,7 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 # Retries.
 DEFAULT_MAX_RETRIES: Final = 2
 RETRY_INITIAL_DELAY: Final = 0.5
-RETRY_MAX_DELAY: Final = 8.0
+RETRY_MAX_DELAY: Final = 5.0
 # A Retry-After longer than this fails the call at once instead of sleeping.
 MAX_RETRY_AFTER: Final = 60.0
 # Besides these, every 5xx is retried.
@@ -67,3 +67,14 @@ TRACE_ID_HEADER: Final = "lean-trace-id"
 DEFAULT_DELETE_REASON: Final = "USER_REQUESTED"
 DEFAULT_SWEEP_CONCURRENCY: Final = 32
 LOGGER_NAME: Final = "lean_async"
+
+# Webhook receiver. Real deliveries are well under 1 KiB.
+WEBHOOK_MAX_BODY_SIZE: Final = 1024 * 1024
+# How long shutdown waits for running webhook handlers before cancelling them.
+WEBHOOK_DRAIN_TIMEOUT: Final = 30.0
+# Failed events kept for inspection; older ones stay only in the log.
+WEBHOOK_MAX_FAILED: Final = 1000
+# Event ids MemoryEventStore remembers; Lean's last retry comes 4.3 hours after the first try.
+WEBHOOK_STORE_SIZE: Final = 100_000
+# After cancelling handlers at shutdown, how long to wait for them to unwind.
+WEBHOOK_CANCEL_GRACE: Final = 1.0

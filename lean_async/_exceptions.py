@@ -15,6 +15,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
     "DecodeError",
@@ -25,6 +26,7 @@ __all__ = [
     "RateLimitError",
     "ResponseTooLargeError",
     "ServerError",
+    "WebhookSignatureError",
     "error_from_response",
 ]
 
@@ -35,6 +37,10 @@ class LeanError(Exception):
 
 class ConfigurationError(LeanError, ValueError):
     """The client was configured wrongly (raised at construction, before any I/O)."""
+
+
+class ClientClosedError(LeanError, RuntimeError):
+    """The client was closed; a closed client makes no more requests."""
 
 
 class InvalidIdError(LeanError, ValueError):
@@ -50,11 +56,15 @@ class APITimeoutError(APIConnectionError):
 
 
 class DecodeError(LeanError):
-    """A response body was not valid JSON, or not of the expected shape."""
+    """A response or webhook body was not valid JSON, or not of the expected shape."""
 
 
 class ResponseTooLargeError(DecodeError):
     """A response body was larger than the client's max_response_bytes."""
+
+
+class WebhookSignatureError(LeanError):
+    """The ``lean-signature`` header is missing, malformed, or does not match the body."""
 
 
 class APIError(LeanError):

@@ -15,7 +15,7 @@ from ._constants import (
     RETRY_MAX_DELAY,
     RETRYABLE_4XX,
 )
-from ._exceptions import APIConnectionError, APIError, LeanError
+from ._exceptions import APIConnectionError, APIError
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,3 @@ def give_up(policy: RetryPolicy) -> Callable[[Exception], bool]:
         return not should_retry(exc, policy)
 
     return _give_up
-
-
-RETRIED_EXCEPTIONS = LeanError

@@ -25,6 +25,7 @@ from ._exceptions import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    ClientClosedError,
     LeanError,
     ResponseTooLargeError,
     error_from_response,
@@ -116,7 +117,12 @@ class Transport:
         self._base_headers: Headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         self._auth = make_auth(credentials, self._base_headers, self.fetch_token)
         # Extra keyword arguments for every session.request, computed once.
-        self._request_options: dict[str, Any] = {"allow_redirects": False, "timeout": timeout}
+        # raise_for_status is set per request so that a caller's session cannot change it.
+        self._request_options: dict[str, Any] = {
+            "allow_redirects": False,
+            "raise_for_status": False,
+            "timeout": timeout,
+        }
         if ssl is not None:
             self._request_options["ssl"] = ssl
         self._send = self._with_retries(retry_rate_limited=True)
@@ -150,7 +156,7 @@ class Transport:
         session = self._session
         if session is None:
             if self._closed:
-                raise RuntimeError("this LeanClient is closed")
+                raise ClientClosedError("this LeanClient is closed")
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 limit_per_host=0,
@@ -169,7 +175,7 @@ class Transport:
                 session._retry_connection = False
             self._session = session
         elif self._closed:
-            raise RuntimeError("this LeanClient is closed")
+            raise ClientClosedError("this LeanClient is closed")
         return session
 
     @property
@@ -254,6 +260,12 @@ class Transport:
                 body = await self._read_body(response)
                 response_headers = response.headers
                 reason = response.reason
+        except aiohttp.ConnectionTimeoutError:
+            # Never connected, so nothing was sent.
+            raise APITimeoutError(
+                f"{call.method} {call.path}: connecting timed out after "
+                f"{_elapsed_ms(started):.0f} ms"
+            ) from None
         except asyncio.TimeoutError:
             call.maybe_delivered = True
             raise APITimeoutError(

@@ -26,22 +26,17 @@ from typing import Final, Protocol
 from aiohttp import web
 
 from ._constants import LOGGER_NAME
-from ._exceptions import DecodeError
+from ._constants import WEBHOOK_CANCEL_GRACE as _CANCEL_GRACE
+from ._constants import WEBHOOK_DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT
+from ._constants import WEBHOOK_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
+from ._constants import WEBHOOK_MAX_FAILED as DEFAULT_MAX_FAILED
+from ._constants import WEBHOOK_STORE_SIZE as DEFAULT_STORE_SIZE
+from ._exceptions import DecodeError, WebhookSignatureError
 from ._webhook_events import WebhookEvent, parse_event
-from ._webhook_signature import SIGNATURE_HEADER, WebhookSignatureError, check_secret
+from ._webhook_signature import SIGNATURE_HEADER, check_secret
 
 logger = logging.getLogger(f"{LOGGER_NAME}.webhooks")
 
-# Real deliveries are well under 1 KiB.
-DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
-# How long shutdown waits for running handlers before cancelling them.
-DEFAULT_DRAIN_TIMEOUT: Final = 30.0
-# Failed events kept for inspection; older ones stay only in the log.
-DEFAULT_MAX_FAILED: Final = 1000
-# Event ids MemoryEventStore remembers; Lean's last retry comes 4.3 hours after the first try.
-DEFAULT_STORE_SIZE: Final = 100_000
-# After cancelling handlers at shutdown, how long to wait for them to unwind.
-_CANCEL_GRACE: Final = 1.0
 
 EventHandler = Callable[[WebhookEvent], Awaitable[None]]
 """The user's callback: ``async def handler(event: WebhookEvent) -> None``."""

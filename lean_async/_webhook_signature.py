@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import re
 
-from ._exceptions import ConfigurationError, LeanError
+from ._exceptions import ConfigurationError, WebhookSignatureError
 
 SIGNATURE_HEADER = "lean-signature"
 
@@ -26,10 +26,6 @@ _HEX_LENGTH = 2 * _DIGEST_SIZE
 _MAX_SIGNATURES = 8
 # An algorithm name is echoed in an error only when it looks like one.
 _ALGORITHM_NAME = re.compile(r"[A-Za-z0-9_-]{1,16}")
-
-
-class WebhookSignatureError(LeanError):
-    """The ``lean-signature`` header is missing, malformed, or does not match the body."""
 
 
 def check_secret(secret: str | bytes) -> bytes:

@@ -16,6 +16,11 @@ Pass the raw request bytes: the signature is over them, not over re-encoded JSON
 
 from __future__ import annotations
 
+from ._constants import WEBHOOK_DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT
+from ._constants import WEBHOOK_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
+from ._constants import WEBHOOK_MAX_FAILED as DEFAULT_MAX_FAILED
+from ._constants import WEBHOOK_STORE_SIZE as DEFAULT_STORE_SIZE
+from ._exceptions import WebhookSignatureError
 from ._webhook_events import (
     BeneficiaryCreated,
     BeneficiaryUpdated,
@@ -28,10 +33,6 @@ from ._webhook_events import (
     parse_event,
 )
 from ._webhook_receiver import (
-    DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_MAX_BODY_SIZE,
-    DEFAULT_MAX_FAILED,
-    DEFAULT_STORE_SIZE,
     RECEIVER_KEY,
     EventHandler,
     EventStore,
@@ -41,7 +42,7 @@ from ._webhook_receiver import (
     WebhookReceiver,
     receiver,
 )
-from ._webhook_signature import SIGNATURE_HEADER, WebhookSignatureError, sign, verify_signature
+from ._webhook_signature import SIGNATURE_HEADER, sign, verify_signature
 
 __all__ = [
     "DEFAULT_DRAIN_TIMEOUT",

@@ -11,7 +11,17 @@ import pytest
 from _samples import APP_TOKEN, CUSTOMER_ID, FAST_RETRY, LIST_PATH, TOKEN_PATH
 from _server import LocalServer, hang, reply, truncated
 
-from lean_async import APIConnectionError, APIError, LeanClient, RetryPolicy, ServerError
+from lean_async import (
+    APIConnectionError,
+    APIError,
+    ClientClosedError,
+    ConfigurationError,
+    LeanClient,
+    LeanError,
+    NotFoundError,
+    RetryPolicy,
+    ServerError,
+)
 
 MakeClient = Callable[..., LeanClient]
 
@@ -208,3 +218,42 @@ async def test_client_built_where_no_loop_runs_works_in_the_loop(server: LocalSe
     async with client:
         assert await client.payment_sources.list(CUSTOMER_ID) == []
     assert len(server.requests) == 1
+
+
+async def test_closing_while_calls_wait_for_the_token_gives_them_client_closed_error(
+    server: LocalServer, make_client: MakeClient
+) -> None:
+    server.script(TOKEN_PATH, hang())
+    client = make_client(client_id="id", client_secret="secret")
+    calls = [asyncio.ensure_future(client.payment_sources.list(CUSTOMER_ID)) for _ in range(3)]
+    await _wait_for_request(server)
+    await client.close()
+    for call in calls:
+        with pytest.raises(ClientClosedError):
+            await call
+
+
+async def test_a_closed_client_raises_client_closed_error(make_client: MakeClient) -> None:
+    client = make_client()
+    await client.close()
+    with pytest.raises(ClientClosedError) as info:
+        await client.payment_sources.list(CUSTOMER_ID)
+    assert isinstance(info.value, LeanError) and isinstance(info.value, RuntimeError)
+
+
+async def test_callers_session_raise_for_status_does_not_change_the_typed_errors(
+    server: LocalServer,
+) -> None:
+    server.script(LIST_PATH, reply(404, json_body={"status": "UNKNOWN_PAYMENT_SOURCE"}))
+    async with aiohttp.ClientSession(raise_for_status=True) as session:
+        client = LeanClient(app_token=APP_TOKEN, base_url=server.url, session=session)
+        with pytest.raises(NotFoundError):
+            await client.payment_sources.list(CUSTOMER_ID)
+        await client.close()
+
+
+@pytest.mark.parametrize("header", ["Authorization", "lean-app-token"])
+async def test_a_callers_session_with_its_own_credentials_is_refused(header: str) -> None:
+    async with aiohttp.ClientSession(headers={header: "other"}) as session:
+        with pytest.raises(ConfigurationError, match="credentials"):
+            LeanClient(app_token=APP_TOKEN, base_url="http://127.0.0.1:1", session=session)

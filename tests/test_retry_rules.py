@@ -120,7 +120,7 @@ def test_backoff_first_delay_is_about_half_a_second() -> None:
 
 def test_backoff_doubles_until_the_cap() -> None:
     delays = [backoff_delay(n, POLICY, 0.0) for n in range(8)]
-    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
     assert max(delays) == POLICY.max_delay
 
 
