@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import ssl as ssl_module
 from collections.abc import Mapping
 from types import TracebackType
@@ -18,6 +19,8 @@ from ._constants import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
+    ENV_AUTH_URL,
+    ENV_BASE_URL,
     ENVIRONMENTS,
     HOSTS,
     REGIONS,
@@ -39,6 +42,8 @@ class LeanClient:
     Credentials: exactly one of ``app_token=``, ``access_token=``, or ``client_id=`` with
     ``client_secret=`` (OAuth2 client credentials); with none, the ``LEAN_APP_TOKEN``,
     ``LEAN_ACCESS_TOKEN`` or ``LEAN_CLIENT_ID``/``LEAN_CLIENT_SECRET`` environment variables.
+    Hosts: Lean's for ``environment`` and ``region``, unless ``base_url=``/``auth_url=``
+    or the ``LEAN_BASE_URL``/``LEAN_AUTH_URL`` environment variables say otherwise.
 
     Constructing a client does no I/O; the session is opened on the first call, inside the
     running event loop, and closed by ``async with`` or ``await client.close()``.
@@ -84,11 +89,12 @@ class LeanClient:
             client_secret=client_secret,
             environ=environ,
         )
+        env = os.environ if environ is None else environ
         default_base, default_auth = HOSTS[(environment, region)]
         self.environment = environment
         self.region = region
-        self.base_url = _check_url(base_url or default_base, "base_url")
-        self.auth_url = _check_url(auth_url or default_auth, "auth_url")
+        self.base_url = _check_url(base_url or env.get(ENV_BASE_URL) or default_base, "base_url")
+        self.auth_url = _check_url(auth_url or env.get(ENV_AUTH_URL) or default_auth, "auth_url")
         self._auth_scheme = credentials.scheme
         self._transport = Transport(
             base_url=self.base_url,

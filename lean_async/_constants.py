@@ -32,6 +32,9 @@ ENV_APP_TOKEN: Final = "LEAN_APP_TOKEN"
 ENV_ACCESS_TOKEN: Final = "LEAN_ACCESS_TOKEN"
 ENV_CLIENT_ID: Final = "LEAN_CLIENT_ID"
 ENV_CLIENT_SECRET: Final = "LEAN_CLIENT_SECRET"
+# Host overrides read when base_url= / auth_url= are not passed (e.g. a proxy or a mock).
+ENV_BASE_URL: Final = "LEAN_BASE_URL"
+ENV_AUTH_URL: Final = "LEAN_AUTH_URL"
 
 # Timeouts, in seconds, for one attempt (not the whole call with its retries).
 DEFAULT_TIMEOUT: Final = 30.0

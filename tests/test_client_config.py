@@ -258,3 +258,25 @@ def test_ssl_context_is_passed_to_every_request() -> None:
 
 def test_redirects_are_never_followed() -> None:
     assert _client()._transport._request_options["allow_redirects"] is False
+
+
+def test_lean_base_url_and_auth_url_in_the_environment_override_the_hosts() -> None:
+    environ = {
+        "LEAN_APP_TOKEN": "t",
+        "LEAN_BASE_URL": "http://127.0.0.1:8080/",
+        "LEAN_AUTH_URL": "http://127.0.0.1:8080/oauth2/token",
+    }
+    client = LeanClient(environ=environ)
+    assert client.base_url == "http://127.0.0.1:8080"
+    assert client.auth_url == "http://127.0.0.1:8080/oauth2/token"
+
+
+def test_explicit_hosts_win_over_the_environment() -> None:
+    environ = {"LEAN_BASE_URL": "http://127.0.0.1:8080"}
+    client = LeanClient(app_token="t", base_url="https://proxy.example", environ=environ)
+    assert client.base_url == "https://proxy.example"
+
+
+def test_a_plain_http_host_in_the_environment_is_refused_like_an_argument() -> None:
+    with pytest.raises(ConfigurationError, match="plain http"):
+        LeanClient(app_token="t", environ={"LEAN_BASE_URL": "http://lean.example"})
