@@ -4,6 +4,7 @@ pointed at a fake Lean server through the LEAN_* environment variables."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -48,22 +49,26 @@ async def lean_env() -> AsyncIterator[tuple[FakeLean, dict[str, str]]]:
         yield server, env
 
 
-async def run(code: str, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+@contextlib.asynccontextmanager
+async def started(
+    code: str, env: dict[str, str], *args: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``code`` running in a fresh interpreter, killed on the way out if still running."""
+    pipe = asyncio.subprocess.PIPE
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        code,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-c", code, *args, env=env, stdout=pipe, stderr=pipe
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), 60)
+        yield process
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def run(code: str, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    async with started(code, env, *args) as process:
+        out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
@@ -112,14 +117,6 @@ async def test_webhook_receiver_example_handles_a_signed_delivery(
         port = probe.getsockname()[1]
     code = program("web.run_app(").replace("port=8080", f"host='127.0.0.1', port={port}")
     env = {**env, "LEAN_WEBHOOK_SECRET": "whsec-readme"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        code,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     body = json.dumps(
         {
             "type": "payment_source.created",
@@ -135,26 +132,21 @@ async def test_webhook_receiver_example_handles_a_signed_delivery(
             },
         }
     ).encode()
+    signed = {webhooks.SIGNATURE_HEADER: webhooks.sign(body, "whsec-readme")}
     url = f"http://127.0.0.1:{port}/webhooks/lean"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):  # wait for the server to listen
-                try:
-                    headers = {webhooks.SIGNATURE_HEADER: webhooks.sign(body, "whsec-readme")}
-                    async with session.post(url, data=body, headers=headers) as response:
-                        assert response.status == 200
-                        break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the receiver never listened")
-            async with session.post(url, data=body, headers={"lean-signature": "sha512=00"}) as bad:
-                assert bad.status == 401
+    async with started(code, env) as process, aiohttp.ClientSession() as session:
+        for _ in range(100):  # wait for the server to listen
+            try:
+                async with session.post(url, data=body, headers=signed) as response:
+                    assert response.status == 200
+                    break
+            except aiohttp.ClientConnectorError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the receiver never listened")
+        async with session.post(url, data=body, headers={"lean-signature": "sha512=00"}) as bad:
+            assert bad.status == 401
         await asyncio.sleep(0.2)
         process.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(process.communicate(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     assert "linked an account at Emirates NBD" in out.decode()
