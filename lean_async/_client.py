@@ -176,6 +176,13 @@ def is_loopback(host: str) -> bool:
 
 def _check_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(timeout, aiohttp.ClientTimeout):
+        for name in ("total", "connect", "sock_read", "sock_connect"):
+            value = getattr(timeout, name)
+            # aiohttp silently takes a negative or zero timeout for no timeout at all.
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigurationError(
+                    f"timeout.{name} must be a number of seconds > 0 or None, got {value!r}"
+                )
         return timeout
     if (
         isinstance(timeout, bool)
