@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import ssl as ssl_module
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     ENVIRONMENTS,
     HOSTS,
+    LOGGER_NAME,
     REGIONS,
 )
 from ._exceptions import ConfigurationError
@@ -31,6 +33,8 @@ from .models import AccessToken
 from .resources.payment_sources import PaymentSources
 
 __all__ = ["LeanClient"]
+
+logger = logging.getLogger(LOGGER_NAME)
 
 
 class LeanClient:
@@ -250,6 +254,11 @@ def _check_ssl(
             raise ConfigurationError(
                 "pass either ssl= or insecure_disable_tls_verification=True, not both"
             )
+        logger.warning(
+            "TLS certificate verification is disabled (insecure_disable_tls_verification="
+            "True): anyone on the network path can read and change this client's requests, "
+            "credentials included"
+        )
         return False
     return ssl
 

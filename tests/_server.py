@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -128,8 +129,11 @@ class LocalServer:
     with ``b``, and every later one with ``c``; unscripted paths get ``default``.
     """
 
-    def __init__(self, default: Answer | None = None) -> None:
+    def __init__(
+        self, default: Answer | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.default = default or reply(json_body=[])
+        self.ssl_context = ssl_context  # serve HTTPS with it
         self.requests: list[SeenRequest] = []
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -139,7 +143,8 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def script(self, path: str, *answers: Answer) -> None:
         self._scripts[path] = list(answers)
@@ -159,7 +164,7 @@ class LocalServer:
             app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.Server)
