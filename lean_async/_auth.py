@@ -88,6 +88,12 @@ class Credentials:
         ):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigurationError(f"{name} must be a non-empty string")
+            if value is not None and not value.isprintable():
+                # Read from a file, a secret often ends in a newline, which no header may hold.
+                raise ConfigurationError(
+                    f"{name} contains a line break or other control character "
+                    "(a trailing newline read from a file?)"
+                )
         return cls(app_token, access_token, client_id, client_secret)
 
 

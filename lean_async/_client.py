@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import os
 import ssl as ssl_module
@@ -23,6 +24,7 @@ from ._constants import (
     ENV_BASE_URL,
     ENVIRONMENTS,
     HOSTS,
+    LOGGER_NAME,
     REGIONS,
 )
 from ._exceptions import ConfigurationError
@@ -34,6 +36,8 @@ from .models import AccessToken
 from .resources.payment_sources import PaymentSources
 
 __all__ = ["LeanClient"]
+
+logger = logging.getLogger(LOGGER_NAME)
 
 
 class LeanClient:
@@ -182,6 +186,13 @@ def is_loopback(host: str) -> bool:
 
 def _check_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(timeout, aiohttp.ClientTimeout):
+        for name in ("total", "connect", "sock_read", "sock_connect"):
+            value = getattr(timeout, name)
+            # aiohttp silently takes a negative or zero timeout for no timeout at all.
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigurationError(
+                    f"timeout.{name} must be a number of seconds > 0 or None, got {value!r}"
+                )
         return timeout
     if (
         isinstance(timeout, bool)
@@ -249,6 +260,11 @@ def _check_ssl(
             raise ConfigurationError(
                 "pass either ssl= or insecure_disable_tls_verification=True, not both"
             )
+        logger.warning(
+            "TLS certificate verification is disabled (insecure_disable_tls_verification="
+            "True): anyone on the network path can read and change this client's requests, "
+            "credentials included"
+        )
         return False
     return ssl
 

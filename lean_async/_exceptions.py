@@ -185,7 +185,7 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None]:
     """Lean's (code, message) from an error body; (None, None) for anything else."""
     try:
         parsed = _ERROR_BODY_DECODER.decode(body)
-    except (msgspec.MsgspecError, RecursionError):
+    except (msgspec.MsgspecError, RecursionError, UnicodeDecodeError):
         return None, None
     code = (parsed.status if isinstance(parsed.status, str) else None) or parsed.error
     message = parsed.message or parsed.error_description

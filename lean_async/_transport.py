@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import backoff
+from aiohttp import hdrs
 from yarl import URL
 
 from ._auth import Credentials, Headers, make_auth
@@ -299,7 +300,10 @@ class Transport:
                 raise ResponseTooLargeError(
                     f"response body of {length} bytes exceeds max_response_bytes={limit}"
                 )
-            return await response.read()
+            # Content-Length counts the bytes on the wire: a compressed body can inflate
+            # far past it, so only an uncompressed one is read whole.
+            if hdrs.CONTENT_ENCODING not in response.headers:
+                return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():

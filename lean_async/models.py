@@ -140,6 +140,9 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes, what: str) -> _T:
         raise DecodeError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise DecodeError(f"{what} is nested too deeply") from None
+    except UnicodeDecodeError:
+        # msgspec checks UTF-8 only where it decodes a string, and raises this there.
+        raise DecodeError(f"{what} is not valid UTF-8") from None
 
 
 def decode_payment_sources(data: bytes) -> list[PaymentSource]:

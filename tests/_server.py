@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
+import ssl
+import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -126,8 +129,11 @@ class LocalServer:
     with ``b``, and every later one with ``c``; unscripted paths get ``default``.
     """
 
-    def __init__(self, default: Answer | None = None) -> None:
+    def __init__(
+        self, default: Answer | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.default = default or reply(json_body=[])
+        self.ssl_context = ssl_context  # serve HTTPS with it
         self.requests: list[SeenRequest] = []
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -137,7 +143,8 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def script(self, path: str, *answers: Answer) -> None:
         self._scripts[path] = list(answers)
@@ -157,7 +164,7 @@ class LocalServer:
             app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.Server)
@@ -191,3 +198,119 @@ class LocalServer:
             return await answer(request)
         finally:
             self.in_flight -= 1
+
+
+def trickle(body: bytes, *, chunk: int = 1, delay: float = 0.05) -> Answer:
+    """Declare ``body``'s length, then send it ``chunk`` bytes every ``delay`` seconds."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        for start in range(0, len(body), chunk):
+            await asyncio.sleep(delay)
+            await response.write(body[start : start + chunk])
+        await response.write_eof()
+        return response
+
+    return answer
+
+
+def endless_chunks(chunk: bytes = b" " * 65536) -> Answer:
+    """A chunked answer (no Content-Length) that never ends: ``[`` then ``chunk`` forever."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b"[")
+        while True:  # ends when the client goes away and the handler is cancelled
+            await response.write(chunk)
+            await asyncio.sleep(0)
+
+    return answer
+
+
+# -- a bare TCP server, for what aiohttp.web will not do ---------------------------------
+
+Conversation = Callable[["RawServer", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes | None:
+    """One HTTP/1.1 request's head and body; None when the client closed the connection."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head + await reader.readexactly(length)
+
+
+def response_head(status: int = 200, *, length: int | None, **headers: str) -> bytes:
+    """A status line and headers; ``length=None`` sends no Content-Length."""
+    lines = [f"HTTP/1.1 {status} X", "Content-Type: application/json"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST (SO_LINGER 0) instead of an orderly FIN."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+class RawServer:
+    """A bare asyncio TCP server on 127.0.0.1 that hands each accepted connection to
+    ``conversation(server, reader, writer)``: resets, silence, trickles and idle closes that an
+    HTTP framework will not produce on request. Counts connections and requests."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        self._conversation = conversation
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+        self.requests = 0
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def read_request(self, reader: asyncio.StreamReader) -> bytes | None:
+        request = await read_request(reader)
+        if request is not None:
+            self.requests += 1
+        return request
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._conversation(self, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away: that is what these tests provoke
+        finally:
+            self._tasks.discard(task)
+            writer.transport.abort()
