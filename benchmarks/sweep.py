@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -52,13 +52,27 @@ async def lean_async_sweep(url: str, token: str, concurrency: int) -> AsyncItera
         yield sweep
 
 
+def in_workers(
+    worker: Callable[[Iterator[str]], Awaitable[tuple[int, int]]], concurrency: int
+) -> Sweep:
+    """A sweep by ``concurrency`` copies of ``worker`` sharing one iterator of ids."""
+
+    async def sweep(ids: Iterable[str]) -> tuple[int, int]:
+        import asyncio
+
+        shared = iter(ids)
+        counts = await asyncio.gather(*(worker(shared) for _ in range(concurrency)))
+        return sum(c for c, _ in counts), sum(s for _, s in counts)
+
+    return sweep
+
+
 def raw_aiohttp(decode: Callable[[bytes], list[Any]]) -> Callable[..., Any]:
     """The loop one writes over a bare aiohttp session: ``concurrency`` worker tasks
     sharing one iterator of ids, the app-token header, a status check, ``decode``."""
 
     @asynccontextmanager
     async def variant(url: str, token: str, concurrency: int) -> AsyncIterator[Sweep]:
-        import asyncio
 
         import aiohttp
 
@@ -78,19 +92,13 @@ def raw_aiohttp(decode: Callable[[bytes], list[Any]]) -> Callable[..., Any]:
                     sources += len(decode(body))
                 return customers, sources
 
-            async def sweep(ids: Iterable[str]) -> tuple[int, int]:
-                shared = iter(ids)
-                counts = await asyncio.gather(*(worker(shared) for _ in range(concurrency)))
-                return sum(c for c, _ in counts), sum(s for _, s in counts)
-
-            yield sweep
+            yield in_workers(worker, concurrency)
 
     return variant
 
 
 @asynccontextmanager
 async def httpx_sweep(url: str, token: str, concurrency: int) -> AsyncIterator[Sweep]:
-    import asyncio
 
     import httpx
 
@@ -110,12 +118,7 @@ async def httpx_sweep(url: str, token: str, concurrency: int) -> AsyncIterator[S
                 sources += len(json.loads(response.content))
             return customers, sources
 
-        async def sweep(ids: Iterable[str]) -> tuple[int, int]:
-            shared = iter(ids)
-            counts = await asyncio.gather(*(worker(shared) for _ in range(concurrency)))
-            return sum(c for c, _ in counts), sum(s for _, s in counts)
-
-        yield sweep
+        yield in_workers(worker, concurrency)
 
 
 def _library_decoder(body: bytes) -> list[Any]:
