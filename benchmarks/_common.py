@@ -53,6 +53,8 @@ def fake_server(module: str, *args: str) -> Iterator[dict[str, Any]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _read_line(process: subprocess.Popen[bytes], timeout: float) -> bytes:
