@@ -7,7 +7,14 @@ import asyncio
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+)
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -18,7 +25,7 @@ from .models import PaymentSource
 __all__ = ["SweepProgress", "SweepResult", "run_sweep"]
 
 Id = TypeVar("Id")
-Fetch = Callable[[Any], Awaitable[list[PaymentSource]]]
+Fetch = Callable[[Any], Coroutine[Any, Any, list[PaymentSource]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,15 +173,8 @@ class _Item:
         self.strikes = 0  # 429s in a row with no progress of the sweep in between
 
 
-_Outcome = tuple[_Item, int, "list[PaymentSource] | None", "LeanError | None"]
+_Fetching = asyncio.Task["list[PaymentSource]"]
 _END = object()
-
-
-async def _run(fetch: Fetch, item: _Item, started_as: int) -> _Outcome:
-    try:
-        return item, started_as, await fetch(item.customer_id), None
-    except LeanError as error:
-        return item, started_as, None, error
 
 
 async def run_sweep(
@@ -200,12 +200,13 @@ async def run_sweep(
     control = _Congestion(concurrency, policy, loop.time())
     pull = _puller(customer_ids)
     retry_queue: deque[_Item] = deque()
-    pending: set[asyncio.Task[_Outcome]] = set()
-    completed: deque[asyncio.Task[_Outcome]] = deque()
+    # Each request's task, with its customer and its number among those started.
+    pending: dict[_Fetching, tuple[_Item, int]] = {}
+    completed: deque[_Fetching] = deque()
     wake: list[asyncio.Future[None]] = []  # the waiting generator's future, if any
     exhausted = False
 
-    def on_done(task: asyncio.Task[_Outcome]) -> None:
+    def on_done(task: _Fetching) -> None:
         completed.append(task)
         if wake and not wake[0].done():
             wake[0].set_result(None)
@@ -227,24 +228,26 @@ async def run_sweep(
                     item = _Item(customer_id, stats.ok)
                 else:
                     break
-                task = loop.create_task(_run(fetch, item, control.started(now)))
+                task = loop.create_task(fetch(item.customer_id))
                 task.add_done_callback(on_done)
-                pending.add(task)
+                pending[task] = item, control.started(now)
             stats.in_flight = len(pending)
             stats.concurrency = control.limit
 
             if completed:
                 task = completed.popleft()
-                pending.discard(task)
-                item, started_as, sources, error = task.result()
-                if sources is not None:
+                item, started_as = pending.pop(task)
+                error = task.exception()
+                if error is None:
+                    sources = task.result()
                     control.on_success(loop.time())
                     stats.done += 1
                     stats.ok += 1
                     stats.sources += len(sources)
                     yield SweepResult(item.customer_id, sources, None)
                     continue
-                assert error is not None
+                if not isinstance(error, LeanError):
+                    raise error
                 if isinstance(error, RateLimitError) and _requeue(item, error, stats.ok, policy):
                     stats.rate_limited += 1
                     control.on_rate_limited(started_as, error.retry_after, loop.time())

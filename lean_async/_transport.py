@@ -54,6 +54,7 @@ class _Call:
         "body",
         "content_type",
         "decode",
+        "failed_first",
         "maybe_delivered",
         "method",
         "missing_ok",
@@ -86,6 +87,8 @@ class _Call:
         self.maybe_delivered = False
         self.refreshed = False
         self.attempts = 0
+        # The first attempt's failure, for the retrying wrapper to see as its first try.
+        self.failed_first: LeanError | None = None
 
 
 class Transport:
@@ -216,11 +219,22 @@ class Transport:
             "application/json" if json_body is not None else None,
             missing_ok_after_retry,
         )
+        # The first attempt runs outside backoff, whose bookkeeping costs more per call than
+        # the rest of this method: most calls succeed at once. A failure is handed over to
+        # backoff as its first try, so retries, waits and logs are as if it had run it.
+        try:
+            result: T = await self._attempt(call)
+            return result
+        except LeanError as error:
+            call.failed_first = error
         send = self._send if retry_rate_limited else self._send_no_429_retry
-        result: T = await send(call)
+        result = await send(call)
         return result
 
     async def _attempt(self, call: _Call) -> Any:
+        failed, call.failed_first = call.failed_first, None
+        if failed is not None:
+            raise failed
         call.attempts += 1
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
