@@ -42,6 +42,25 @@ def app_token_env(server: FakeLean) -> dict[str, str]:
     return clean_env(LEAN_APP_TOKEN=server.app_token)
 
 
+async def start_cli(
+    *args: str,
+    env: Mapping[str, str],
+    stdin: int = asyncio.subprocess.DEVNULL,
+    cwd: Path | None = None,
+    command: Sequence[str] = CLI,
+) -> asyncio.subprocess.Process:
+    """Start the CLI with stdout and stderr piped; the caller must ``stop`` it."""
+    return await asyncio.create_subprocess_exec(
+        *command,
+        *args,
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env),
+        cwd=cwd,
+    )
+
+
 async def run_cli(
     *args: str,
     env: Mapping[str, str],
@@ -51,14 +70,12 @@ async def run_cli(
     timeout: float = TIMEOUT,
 ) -> Ran:
     """Run the CLI to its end (killed after ``timeout``)."""
-    proc = await asyncio.create_subprocess_exec(
-        *command,
+    proc = await start_cli(
         *args,
+        env=env,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(env),
         cwd=cwd,
+        command=command,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
@@ -66,6 +83,15 @@ async def run_cli(
         await stop(proc)
     assert proc.returncode is not None
     return Ran(proc.returncode, out.decode(), err.decode())
+
+
+async def wait_for_lines(path: Path, count: int, timeout: float = 10.0) -> None:
+    """Wait until the file at ``path`` has at least ``count`` lines."""
+    for _ in range(int(timeout / 0.01)):
+        if _line_count(path) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{path} did not reach {count} lines in {timeout} s")
 
 
 async def stop(proc: asyncio.subprocess.Process) -> None:
@@ -106,6 +132,10 @@ async def run_cli_on_terminal(
         os.close(master)
     assert proc.returncode is not None
     return Ran(proc.returncode, out.decode(), received.decode(errors="replace"))
+
+
+def _line_count(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
 def _read_until_closed(fd: int) -> bytes:

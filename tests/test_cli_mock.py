@@ -8,23 +8,11 @@ import signal
 from pathlib import Path
 
 import pytest
-from _cli import CLI, clean_env, stop
+from _cli import clean_env, start_cli, stop
 
 from lean_async import LeanClient
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def _start(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *CLI,
-        "mock",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean_env(),
-    )
 
 
 async def _read_until(proc: asyncio.subprocess.Process, last: str) -> list[str]:
@@ -51,7 +39,7 @@ async def _stop_with(proc: asyncio.subprocess.Process, signum: int) -> tuple[int
 
 
 async def test_mock_prints_working_url_and_credentials_and_exits_0_on_sigint() -> None:
-    proc = await _start("--customers", "3", "--seed", "4")
+    proc = await start_cli("mock", "--customers", "3", "--seed", "4", env=clean_env())
     try:
         lines = await _read_until(proc, "Ctrl-C stops the server")
         url = lines[0].rsplit(" ", 1)[1]
@@ -80,7 +68,9 @@ async def test_mock_json_gives_one_line_writes_the_ids_and_exits_0_on_sigterm(
     tmp_path: Path,
 ) -> None:
     ids = tmp_path / "ids.txt"
-    proc = await _start("--customers", "4", "--json", "--write-ids", str(ids))
+    proc = await start_cli(
+        "mock", "--customers", "4", "--json", "--write-ids", str(ids), env=clean_env()
+    )
     try:
         assert proc.stdout is not None
         info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 10))

@@ -11,7 +11,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from _cli import CLI, app_token_env, clean_env, read_lines, run_cli, stop, write_ids
+from _cli import (
+    app_token_env,
+    clean_env,
+    read_lines,
+    run_cli,
+    start_cli,
+    stop,
+    wait_for_lines,
+    write_ids,
+)
 
 from lean_async.testing import FakeLean, Faults
 
@@ -29,19 +38,9 @@ async def test_a_sweep_killed_partway_resumes_with_every_customer_exactly_once(
         ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
         out = tmp_path / "out.jsonl"
         args = ("sweep", str(ids), "-o", str(out), "--concurrency", "8", "--base-url", server.url)
-        proc = await asyncio.create_subprocess_exec(
-            *CLI,
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=app_token_env(server),
-        )
+        proc = await start_cli(*args, env=app_token_env(server))
         try:
-            for _ in range(1000):  # up to 10 s
-                if out.exists() and out.read_bytes().count(b"\n") >= 300:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_for_lines(out, 300)
             proc.send_signal(signal.SIGKILL)
             await asyncio.wait_for(proc.wait(), 10)
         finally:

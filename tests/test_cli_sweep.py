@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from _cli import (
-    CLI,
     app_token_env,
     clean_env,
     read_lines,
     run_cli,
     run_cli_on_terminal,
+    start_cli,
     stop,
+    wait_for_lines,
     write_ids,
 )
 
@@ -317,13 +318,9 @@ async def test_python_dash_m_lean_async_runs_the_cli(server: FakeLean, ids_file:
 
 
 async def test_results_are_written_while_the_input_is_still_being_read(server: FakeLean) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *CLI,
+    proc = await start_cli(
         "sweep", "--concurrency", "2", "--base-url", server.url,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=app_token_env(server),
+        env=app_token_env(server), stdin=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         assert proc.stdin is not None and proc.stdout is not None
@@ -346,19 +343,12 @@ async def test_sigint_stops_the_sweep_with_a_summary_and_exit_130(tmp_path: Path
     async with FakeLean(customers=2000, seed=2, faults=Faults(latency=0.02)) as server:
         ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
         out = tmp_path / "out.jsonl"
-        proc = await asyncio.create_subprocess_exec(
-            *CLI,
+        proc = await start_cli(
             "sweep", str(ids), "-o", str(out), "--concurrency", "4", "--base-url", server.url,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
             env=app_token_env(server),
         )  # fmt: skip
         try:
-            for _ in range(1000):  # up to 10 s
-                if out.exists() and out.read_bytes().count(b"\n") >= 20:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_for_lines(out, 20)
             proc.send_signal(signal.SIGINT)
             _, err = await asyncio.wait_for(proc.communicate(), 10)
         finally:
