@@ -17,7 +17,7 @@ async def test_demo_sweeps_a_fake_server_and_accounts_for_every_customer(tmp_pat
     assert len(lines) == 3003
     failed = {line.customer_id: line.error for line in lines if not line.ok}
     assert {"not-a-customer-id", "12345"} <= failed.keys()
-    assert "Every one of the 3,003 customers is accounted for" in ran.stdout
+    assert "Every one of the 3,003 customers is accounted for in demo-output.jsonl" in ran.stdout
     assert "3003 customers (" in ran.stderr
     assert "failed: 2 InvalidIdError, 1 CUSTOMER_NOT_FOUND" in ran.stderr
     assert "retried: " in ran.stderr

@@ -48,10 +48,11 @@ def client_flags() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     credentials = parent.add_argument_group(
         "credentials",
-        "One scheme: an app token, an access token, or OAuth2 client credentials. Without "
-        f"these flags: the environment variables {ENV_APP_TOKEN}, {ENV_ACCESS_TOKEN}, or "
-        f"{ENV_CLIENT_ID} and {ENV_CLIENT_SECRET}. Prefer the environment for secrets: a "
-        "value on the command line stays in the shell's history and shows in process lists.",
+        "One scheme: an app token, an access token, or OAuth2 client credentials.\n"
+        f"Without these flags: the environment variables {ENV_APP_TOKEN}, "
+        f"{ENV_ACCESS_TOKEN},\nor {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET}. "
+        "Prefer the environment for secrets: a value\non the command line stays in the "
+        "shell's history and shows in process lists.",
     )
     credentials.add_argument("--app-token", metavar="TOKEN", help=f"(env {ENV_APP_TOKEN})")
     credentials.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from typing import Any
@@ -61,6 +62,14 @@ def _check_accounted_for(path: str, fmt: Format, ids: list[str]) -> None:
         raise CommandError(f"{path} holds {written.records} customers, expected {len(ids)}")
 
 
+def _describe_faults(faults: Faults) -> str:
+    low, high = faults.latency if isinstance(faults.latency, tuple) else (0.0, 0.0)
+    return (
+        f"{low * 1000:.0f}-{high * 1000:.0f} ms latency, {faults.error_rate:.0%} server errors, "
+        f"{faults.drop_rate:.1%} dropped connections"
+    )
+
+
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -78,11 +87,10 @@ async def run_demo(args: argparse.Namespace) -> int:
             ids.insert(len(ids) * (offset + 1) // 4, bad)
         _say(
             f"A fake Lean API with {len(server.customer_ids):,} customers is listening on "
-            f"{server.url}\n(faults: 2-20 ms latency, 3% server errors, 0.5% dropped "
-            "connections, seed 0).\n"
-            f"Sweeping {len(ids):,} customer ids (2 malformed and 1 unknown, on purpose) "
-            f"through LeanClient with OAuth2 client credentials, {args.concurrency} at a "
-            f"time, into {args.output} ..."
+            f"{server.url}\n({_describe_faults(DEMO_FAULTS)}; data seed {args.seed}).\n"
+            f"Sweeping {len(ids):,} customer ids ({len(INVALID_IDS)} malformed and 1 unknown, "
+            f"on purpose) {args.concurrency} at a time\nthrough LeanClient with OAuth2 client "
+            f"credentials into {args.output} ..."
         )
         output, _ = open_output(args.output, fmt, resume=False, overwrite=True)
         bar = ProgressBar(enabled=not args.no_progress)
@@ -99,9 +107,10 @@ async def run_demo(args: argparse.Namespace) -> int:
             output.close()
     _check_accounted_for(args.output, fmt, ids)
     _say(
-        f"Every one of the {len(ids):,} customers is accounted for in {args.output}: "
-        f"{progress.ok:,} ok, {progress.failed} failed (see their error objects), "
-        f"{progress.sources:,} payment sources; {time.monotonic() - started:.1f} s in all.\n"
-        f"Look at one: head -n 1 {args.output}"
+        f"Every one of the {len(ids):,} customers is accounted for in {args.output}:\n"
+        f"{progress.ok:,} ok, {progress.failed} failed (their lines say why), "
+        f"{progress.sources:,} payment sources, in {time.monotonic() - started:.1f} s.\n"
+        f"Look at one:  head -n 1 {shlex.quote(args.output)}\n"
+        "Your own:     LEAN_APP_TOKEN=... lean-async sweep customer-ids.txt -o sources.jsonl"
     )
     return 0

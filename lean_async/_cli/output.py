@@ -62,17 +62,14 @@ def open_output(
             raise UsageError("--resume needs an output file (--output PATH)")
         return Output(sys.stdout.buffer, fmt, "stdout", owned=False), None
     try:
-        info: os.stat_result | None = os.stat(path)
-    except FileNotFoundError:
-        info = None
+        mode, size = _mode_and_size(path)
     except OSError as exc:
         raise UsageError(f"cannot use {path}: {exc.strerror}") from None
-    regular = info is not None and stat.S_ISREG(info.st_mode)
-    if resume and info is not None and regular:
+    if resume and stat.S_ISREG(mode):
         return _reopen(path, fmt)
-    if resume and info is not None:
+    if resume and mode:
         raise UsageError(f"--resume needs a regular file, and {path} is not one")
-    if regular and info is not None and info.st_size and not overwrite:
+    if stat.S_ISREG(mode) and size and not overwrite:
         raise UsageError(
             f"{path} already exists: pass --resume to continue it, or --overwrite to replace it"
         )
@@ -80,6 +77,15 @@ def open_output(
     file.write(fmt.header)
     file.flush()
     return Output(file, fmt, path, owned=True), (Written() if resume else None)
+
+
+def _mode_and_size(path: str) -> tuple[int, int]:
+    """The file's mode and size; (0, 0) when there is no such file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return 0, 0
+    return info.st_mode, info.st_size
 
 
 def _open(path: str, mode: Literal["wb", "r+b"]) -> BinaryIO:

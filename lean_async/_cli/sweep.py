@@ -27,8 +27,8 @@ DESCRIPTION = """\
 List the payment sources of many customers. Reads customer ids one per line (blank lines
 and lines starting with # are skipped) and writes one JSON line per customer, or CSV rows,
 as results come (in completion order, not input order). A progress bar and a summary go
-to stderr. Exit status: 0 when every customer succeeded, 1 when some failed (their lines
-say why), 2 for a usage error.
+to stderr. Exit status: 0 when every customer in the output succeeded, 1 when some failed
+(their lines say why), 2 for a usage error, 130 after Ctrl-C.
 """
 
 EPILOG = """\
