@@ -1,0 +1,19 @@
+"""The ``lean-async`` command line: one module per command, ``lean_async.cli`` the entry."""
+
+from __future__ import annotations
+
+__all__ = ["PROG", "CommandError", "UsageError"]
+
+PROG = "lean-async"
+
+
+class CommandError(Exception):
+    """A command failed in a way worth one line on stderr, not a traceback."""
+
+    exit_status = 1
+
+
+class UsageError(CommandError):
+    """The command line or its input cannot be used as given."""
+
+    exit_status = 2

@@ -1,0 +1,121 @@
+"""Flags shared by the commands, and the LeanClient they describe."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .._client import LeanClient
+from .._constants import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    ENV_ACCESS_TOKEN,
+    ENV_APP_TOKEN,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENVIRONMENTS,
+    REGIONS,
+)
+
+__all__ = ["client_flags", "client_from_args", "positive_int", "verbosity_flags"]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def verbosity_flags() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log the client's retries to stderr; -vv: every request",
+    )
+    return parent
+
+
+def client_flags() -> argparse.ArgumentParser:
+    """Credentials, target and behaviour of the client, for the commands that call Lean."""
+    parent = argparse.ArgumentParser(add_help=False)
+    credentials = parent.add_argument_group(
+        "credentials",
+        "One scheme: an app token, an access token, or OAuth2 client credentials.\n"
+        f"Without these flags: the environment variables {ENV_APP_TOKEN}, "
+        f"{ENV_ACCESS_TOKEN},\nor {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET}. "
+        "Prefer the environment for secrets: a value\non the command line stays in the "
+        "shell's history and shows in process lists.",
+    )
+    credentials.add_argument("--app-token", metavar="TOKEN", help=f"(env {ENV_APP_TOKEN})")
+    credentials.add_argument(
+        "--access-token", metavar="TOKEN", help=f"a Bearer token (env {ENV_ACCESS_TOKEN})"
+    )
+    credentials.add_argument("--client-id", metavar="ID", help=f"(env {ENV_CLIENT_ID})")
+    credentials.add_argument(
+        "--client-secret",
+        metavar="SECRET",
+        help=f"(env {ENV_CLIENT_SECRET}, also with --client-id)",
+    )
+    target = parent.add_argument_group("target")
+    target.add_argument("--environment", choices=ENVIRONMENTS, default="sandbox")
+    target.add_argument("--region", choices=REGIONS, default="uae")
+    target.add_argument(
+        "--base-url", metavar="URL", help="the API's URL instead of the environment's"
+    )
+    target.add_argument(
+        "--auth-url", metavar="URL", help="the OAuth2 token URL instead of the environment's"
+    )
+    behaviour = parent.add_argument_group("requests")
+    behaviour.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="per attempt (default %(default)s)",
+    )
+    behaviour.add_argument(
+        "--max-retries",
+        type=int,
+        default=DEFAULT_MAX_RETRIES,
+        metavar="N",
+        help="retries of a failed request (default %(default)s)",
+    )
+    behaviour.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="PER_SECOND",
+        help="start at most this many requests per second (default: no limit)",
+    )
+    return parent
+
+
+def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanClient:
+    """The client the flags describe; ConfigurationError (one sentence) when they don't."""
+    client_id, client_secret = args.client_id, args.client_secret
+    if (client_id is None) != (client_secret is None):
+        # The other half of the pair may come from the environment, to keep the secret
+        # out of the shell's history.
+        client_id = client_id or os.environ.get(ENV_CLIENT_ID) or None
+        client_secret = client_secret or os.environ.get(ENV_CLIENT_SECRET) or None
+    return LeanClient(
+        app_token=args.app_token,
+        access_token=args.access_token,
+        client_id=client_id,
+        client_secret=client_secret,
+        environment=args.environment,
+        region=args.region,
+        base_url=args.base_url,
+        auth_url=args.auth_url,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        rate_limit=args.rate_limit,
+        max_connections=max(DEFAULT_MAX_CONNECTIONS, concurrency),
+    )

@@ -1,0 +1,96 @@
+"""``lean-async mock``: the fake Lean server, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+import msgspec
+
+from ..testing import FakeLean, serve
+from ..testing.__main__ import describe
+from ..testing._cli import add_server_arguments, server_options
+from . import CommandError, UsageError
+
+__all__ = ["add_parser"]
+
+DESCRIPTION = """\
+Run a fake Lean API on this machine, with generated customers and payment sources, to try
+the other commands on (or to test code against). Prints its URL and credentials; runs
+until Ctrl-C.
+"""
+
+
+def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "mock",
+        parents=parents,
+        help="run a fake Lean API server (until Ctrl-C)",
+        description=DESCRIPTION,
+    )
+    add_server_arguments(parser)
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--json", action="store_true", help="print one JSON line of URLs and credentials"
+    )
+    output.add_argument(
+        "--write-ids", metavar="PATH", help="write the customers' ids to PATH, one per line"
+    )
+    # A signal is how this command is meant to end.
+    parser.set_defaults(run=run_mock, stops_cleanly=True)
+
+
+async def run_mock(args: argparse.Namespace) -> int:
+    try:
+        options = server_options(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    def ready(server: FakeLean) -> None:
+        if args.write_ids:
+            with open(args.write_ids, "w", encoding="utf-8") as file:
+                file.writelines(f"{customer_id}\n" for customer_id in server.customer_ids)
+        if args.json:
+            sys.stdout.write(msgspec.json.encode(describe(server)).decode() + "\n")
+        else:
+            sys.stdout.write(announcement(server, args.write_ids))
+        sys.stdout.flush()
+
+    try:
+        await serve(**options, ready=ready)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    return 0
+
+
+def announcement(server: FakeLean, ids_file: str | None) -> str:
+    """What the server is and how to call it."""
+    first = server.customer_ids[0] if server.customer_ids else "CUSTOMER_ID"
+    env = f"LEAN_APP_TOKEN={server.app_token}"
+    oauth = f"LEAN_CLIENT_ID={server.client_id} LEAN_CLIENT_SECRET={server.client_secret}"
+    sweep = (
+        f"  {env} lean-async sweep {shlex.quote(ids_file)} --base-url {server.url} "
+        "-o sources.jsonl\n"
+        if ids_file
+        else "  (add --write-ids ids.txt to get the customer ids for a sweep)\n"
+    )
+    return (
+        f"Fake Lean API listening on {server.url}\n"
+        f"  customers:     {len(server.customer_ids)}\n"
+        f"  faults:        {server.faults.describe()}\n"
+        f"  token URL:     {server.token_url}\n"
+        f"  app token:     {server.app_token}\n"
+        f"  client id:     {server.client_id}\n"
+        f"  client secret: {server.client_secret}\n"
+        "\n"
+        "Try, in another shell:\n"
+        f"  {env} lean-async list {first} --base-url {server.url}\n"
+        f"{sweep}"
+        "or with OAuth2 client credentials:\n"
+        f"  {oauth} lean-async list {first} --base-url {server.url} --auth-url {server.token_url}\n"
+        "Ctrl-C stops the server.\n"
+    )

@@ -1,0 +1,91 @@
+"""``lean-async list``, ``get`` and ``delete``: one call each, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from _cli import app_token_env, run_cli
+
+from lean_async import PaymentSource
+from lean_async.testing import FakeLean
+
+pytestmark = pytest.mark.timeout(30)
+
+UNKNOWN_SOURCE = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeLean]:
+    async with FakeLean(customers=20, seed=5) as fake:
+        yield fake
+
+
+def _customer_with_sources(server: FakeLean) -> tuple[str, list[PaymentSource]]:
+    return next(
+        (c, server.data.payment_sources(c))
+        for c in server.customer_ids
+        if server.data.payment_sources(c)
+    )
+
+
+async def test_list_prints_the_customers_payment_sources_as_indented_json(
+    server: FakeLean,
+) -> None:
+    customer, sources = _customer_with_sources(server)
+    ran = await run_cli("list", customer, "--base-url", server.url, env=app_token_env(server))
+    assert ran.status == 0, ran.stderr
+    assert ran.stdout.startswith("[\n  {\n")
+    assert msgspec.json.decode(ran.stdout, type=list[PaymentSource]) == sources
+
+
+async def test_get_prints_one_payment_source_and_compact_is_one_line(server: FakeLean) -> None:
+    customer, sources = _customer_with_sources(server)
+    ran = await run_cli(
+        "get", customer, sources[0].id, "--compact", "--base-url", server.url,
+        env=app_token_env(server),
+    )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert ran.stdout.count("\n") == 1
+    assert msgspec.json.decode(ran.stdout, type=PaymentSource) == sources[0]
+
+
+async def test_delete_removes_the_payment_source_and_says_so(server: FakeLean) -> None:
+    customer, sources = _customer_with_sources(server)
+    ran = await run_cli(
+        "delete", customer, sources[0].id, "--reason", "TPP_REQUESTED",
+        "--base-url", server.url, env=app_token_env(server),
+    )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert json.loads(ran.stdout) == {
+        "customer_id": customer,
+        "payment_source_id": sources[0].id,
+        "deleted": True,
+        "reason": "TPP_REQUESTED",
+    }
+    assert server.data.find(customer, sources[0].id) is None
+
+
+async def test_an_api_error_is_one_line_on_stderr_and_exit_1(server: FakeLean) -> None:
+    customer = server.customer_ids[0]
+    ran = await run_cli(
+        "get", customer, UNKNOWN_SOURCE, "--base-url", server.url, env=app_token_env(server)
+    )
+    assert ran.status == 1
+    assert ran.stdout == ""
+    assert ran.stderr.startswith(
+        "lean-async: error: NotFoundError: HTTP 404 UNKNOWN_PAYMENT_SOURCE: "
+    )
+    assert ran.stderr.count("\n") == 1
+
+
+async def test_a_malformed_id_is_a_usage_error(server: FakeLean) -> None:
+    ran = await run_cli("list", "nope", "--base-url", server.url, env=app_token_env(server))
+    assert ran.status == 2
+    assert ran.stderr == (
+        "lean-async: error: customer_id must be a UUID such as "
+        "6db94cb7-3a02-4a57-a03a-e2a92ce86406, got 'nope'\n"
+    )
+    assert server.stats.requests == 0

@@ -1,0 +1,89 @@
+"""``lean-async mock``: a fake Lean server from the shell, until a signal stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from _cli import clean_env, start_cli, stop
+
+from lean_async import LeanClient
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def _read_until(proc: asyncio.subprocess.Process, last: str) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for _ in range(100):
+        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+        assert line, "mock exited early"
+        lines.append(line.rstrip("\n"))
+        if line.startswith(last):
+            return lines
+    raise AssertionError(f"no line starting with {last!r} in {lines}")
+
+
+def _field(lines: list[str], name: str) -> str:
+    return next(line.split(": ", 1)[1].strip() for line in lines if line.strip().startswith(name))
+
+
+async def _stop_with(proc: asyncio.subprocess.Process, signum: int) -> tuple[int, str]:
+    proc.send_signal(signum)
+    _, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+async def test_mock_prints_working_url_and_credentials_and_exits_0_on_sigint() -> None:
+    proc = await start_cli("mock", "--customers", "3", "--seed", "4", env=clean_env())
+    try:
+        lines = await _read_until(proc, "Ctrl-C stops the server")
+        url = lines[0].rsplit(" ", 1)[1]
+        assert lines[0] == f"Fake Lean API listening on {url}"
+        assert any(
+            line.strip().startswith("LEAN_APP_TOKEN=") and "lean-async list" in line
+            for line in lines
+        )
+        async with LeanClient(
+            base_url=url,
+            auth_url=_field(lines, "token URL"),
+            client_id=_field(lines, "client id"),
+            client_secret=_field(lines, "client secret"),
+            environ={},
+        ) as client:
+            customer = next(line.split()[3] for line in lines if "lean-async list" in line)
+            assert isinstance(await client.payment_sources.list(customer), list)
+        status, err = await _stop_with(proc, signal.SIGINT)
+    finally:
+        await stop(proc)
+    assert status == 0
+    assert "Traceback" not in err
+
+
+async def test_mock_json_gives_one_line_writes_the_ids_and_exits_0_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    ids = tmp_path / "ids.txt"
+    proc = await start_cli(
+        "mock", "--customers", "4", "--json", "--write-ids", str(ids), env=clean_env()
+    )
+    try:
+        assert proc.stdout is not None
+        info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 10))
+        assert info["url"].startswith("http://127.0.0.1:")
+        assert {"token_url", "app_token", "client_id", "client_secret"} <= info.keys()
+        assert len(ids.read_text().split()) == 4
+        async with LeanClient(
+            base_url=info["url"], app_token=info["app_token"], environ={}
+        ) as client:
+            sources = await client.payment_sources.list(ids.read_text().split()[0])
+            assert isinstance(sources, list)
+        status, err = await _stop_with(proc, signal.SIGTERM)
+    finally:
+        await stop(proc)
+    assert status == 0
+    assert err == ""

@@ -1,0 +1,159 @@
+"""``lean-async sweep --resume``: a run that was killed continues without losing or
+duplicating a customer."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from _cli import (
+    app_token_env,
+    clean_env,
+    read_lines,
+    run_cli,
+    start_cli,
+    stop,
+    wait_for_lines,
+    write_ids,
+)
+
+from lean_async.testing import FakeLean, Faults
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _counts(out: Path) -> Counter[str]:
+    return Counter(line.customer_id for line in read_lines(out.read_bytes()))
+
+
+async def test_a_sweep_killed_partway_resumes_with_every_customer_exactly_once(
+    tmp_path: Path,
+) -> None:
+    async with FakeLean(customers=3000, seed=11, faults=Faults(latency=(0.005, 0.02))) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "out.jsonl"
+        args = ("sweep", str(ids), "-o", str(out), "--concurrency", "8", "--base-url", server.url)
+        proc = await start_cli(*args, env=app_token_env(server))
+        try:
+            await wait_for_lines(out, 300)
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 10)
+        finally:
+            await stop(proc)
+        written_before = out.read_bytes().count(b"\n")
+        assert 300 <= written_before < 3000, "the kill came too late to test anything"
+
+        server.faults = Faults()  # the rest may go fast
+        ran = await run_cli(*args, "--resume", env=app_token_env(server))
+
+    assert ran.status == 0, ran.stderr
+    assert "resuming" in ran.stderr
+    counts = _counts(out)  # fails on a corrupt line
+    assert set(counts) == set(server.customer_ids)
+    assert set(counts.values()) == {1}
+
+
+async def test_resume_drops_a_half_written_last_line_and_redoes_that_customer(
+    tmp_path: Path,
+) -> None:
+    async with FakeLean(customers=30, seed=3) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "out.jsonl"
+        args = ("sweep", str(ids), "-o", str(out), "--base-url", server.url)
+        first = await run_cli(*args, env=app_token_env(server))
+        assert first.status == 0, first.stderr
+        lines = out.read_bytes().splitlines(keepends=True)
+        out.write_bytes(b"".join(lines[:10]) + lines[10][: len(lines[10]) // 2])
+
+        ran = await run_cli(*args, "--resume", env=app_token_env(server))
+
+    assert ran.status == 0, ran.stderr
+    assert "resuming" in ran.stderr and "half-written" in ran.stderr
+    counts = _counts(out)
+    assert set(counts) == set(server.customer_ids)
+    assert set(counts.values()) == {1}
+    assert out.read_bytes().startswith(b"".join(lines[:10]))
+
+
+async def test_resume_rewrites_a_customer_whose_csv_rows_were_cut_short(tmp_path: Path) -> None:
+    async with FakeLean(customers=30, seed=3) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "out.csv"
+        args = ("sweep", str(ids), "-o", str(out), "--base-url", server.url)
+        first = await run_cli(*args, env=app_token_env(server))
+        assert first.status == 0, first.stderr
+        lines = out.read_bytes().splitlines(keepends=True)
+        # Cut the file after the first row of a customer with several: complete lines,
+        # but not all of that customer's rows.
+        cut = next(
+            n for n, line in enumerate(lines[1:], start=1) if int(line.split(b",")[2] or 0) > 1
+        )
+        cut_customer = lines[cut].split(b",")[0].decode()
+        out.write_bytes(b"".join(lines[: cut + 1]))
+
+        ran = await run_cli(*args, "--resume", env=app_token_env(server))
+
+    assert ran.status == 0, ran.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    per_customer = Counter(row["customer_id"] for row in rows)
+    assert set(per_customer) == set(server.customer_ids)
+    for customer, count in per_customer.items():
+        assert count == max(1, len(server.data.payment_sources(customer)))
+    assert per_customer[cut_customer] == len(server.data.payment_sources(cut_customer))
+
+
+async def test_resume_of_a_missing_file_starts_afresh(tmp_path: Path) -> None:
+    async with FakeLean(customers=5, seed=3) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "out.jsonl"
+        ran = await run_cli(
+            "sweep", str(ids), "-o", str(out), "--resume", "--base-url", server.url,
+            env=app_token_env(server),
+        )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert set(_counts(out)) == set(server.customer_ids)
+
+
+async def test_resume_of_a_finished_run_with_failures_adds_nothing_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    async with FakeLean(customers=5, seed=3) as server:
+        ids = write_ids(tmp_path / "ids.txt", [*server.customer_ids, "not-a-uuid"])
+        out = tmp_path / "out.jsonl"
+        args = ("sweep", str(ids), "-o", str(out), "--base-url", server.url)
+        first = await run_cli(*args, env=app_token_env(server))
+        before = out.read_bytes()
+        again = await run_cli(*args, "--resume", env=app_token_env(server))
+    assert (first.status, again.status) == (1, 1)
+    assert out.read_bytes() == before
+    assert "skipped: 6 customers already in" in again.stderr
+    assert "(1 of them failed)" in again.stderr
+
+
+async def test_resume_refuses_a_file_that_is_not_sweep_output(tmp_path: Path) -> None:
+    async with FakeLean(customers=5, seed=3) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "notes.jsonl"
+        out.write_text("shopping list\nmilk\n")
+        ran = await run_cli(
+            "sweep", str(ids), "-o", str(out), "--resume", "--base-url", server.url,
+            env=app_token_env(server),
+        )  # fmt: skip
+    assert ran.status == 2
+    assert "line 1: not a jsonl record of sweep" in ran.stderr
+    assert out.read_text() == "shopping list\nmilk\n"
+
+
+async def test_resume_needs_an_output_file(tmp_path: Path) -> None:
+    ids = write_ids(tmp_path / "ids.txt", [])
+    ran = await run_cli(
+        "sweep", str(ids), "--resume", "--base-url", "http://127.0.0.1:9",
+        env=clean_env(LEAN_APP_TOKEN="unused"),
+    )  # fmt: skip
+    assert ran.status == 2
+    assert "--resume needs an output file" in ran.stderr

@@ -1,0 +1,362 @@
+"""``lean-async sweep`` run as a user runs it: a subprocess against a fake Lean server."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from _cli import (
+    app_token_env,
+    clean_env,
+    read_lines,
+    run_cli,
+    run_cli_on_terminal,
+    start_cli,
+    stop,
+    wait_for_lines,
+    write_ids,
+)
+
+from lean_async.testing import FakeLean, Faults
+
+pytestmark = pytest.mark.timeout(60)
+
+CSV_HEADER = (
+    "customer_id,ok,source_count,payment_source_id,bank_identifier,status,currency,"
+    "account_iban_last4,account_count,beneficiary_count,active_beneficiary_count,created_at,"
+    "error_type,error_status_code,error_code,error_message,error_request_id,error_trace_id"
+)
+BAR = "customers/s"  # in tqdm's bar, never in the summary
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeLean]:
+    async with FakeLean(customers=30, seed=7, unknown_customer_404=True) as fake:
+        yield fake
+
+
+@pytest.fixture
+def ids_file(server: FakeLean, tmp_path: Path) -> Path:
+    return write_ids(tmp_path / "ids.txt", server.customer_ids)
+
+
+async def test_jsonl_output_has_one_line_per_customer_with_the_servers_sources(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    ran = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--base-url", server.url, env=app_token_env(server)
+    )
+    assert ran.status == 0, ran.stderr
+    lines = read_lines(out.read_bytes())
+    assert sorted(line.customer_id for line in lines) == sorted(server.customer_ids)
+    for line in lines:
+        assert line.ok and line.error is None
+        assert line.sources == server.data.payment_sources(line.customer_id)
+    assert ran.stdout == ""
+
+
+async def test_csv_output_has_a_row_per_payment_source_and_one_per_customer_without(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"  # the extension chooses the format
+    ran = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--base-url", server.url, env=app_token_env(server)
+    )
+    assert ran.status == 0, ran.stderr
+    text = out.read_text()
+    assert text.splitlines()[0] == CSV_HEADER
+    rows: dict[str, list[dict[str, str]]] = {}
+    previous = None
+    for row in csv.DictReader(io.StringIO(text)):
+        customer = row["customer_id"]
+        assert customer == previous or customer not in rows, "a customer's rows are apart"
+        rows.setdefault(customer, []).append(row)
+        previous = customer
+    assert sorted(rows) == sorted(server.customer_ids)
+    for customer, customer_rows in rows.items():
+        sources = server.data.payment_sources(customer)
+        assert all(row["ok"] == "true" for row in customer_rows)
+        assert all(row["source_count"] == str(len(sources)) for row in customer_rows)
+        if not sources:
+            assert [row["payment_source_id"] for row in customer_rows] == [""]
+            continue
+        assert len(customer_rows) == len(sources)
+        for row, source in zip(customer_rows, sources, strict=True):
+            assert row["payment_source_id"] == source.id
+            assert row["bank_identifier"] == source.bank_identifier
+            assert row["status"] == source.status
+            assert row["currency"] == source.currency
+            assert row["account_iban_last4"] == source.account_iban_last4
+            assert row["account_count"] == str(len(source.accounts))
+            assert row["beneficiary_count"] == str(len(source.beneficiaries))
+            active = [b for b in source.beneficiaries if b.status == "ACTIVE"]
+            assert row["active_beneficiary_count"] == str(len(active))
+            assert source.created_at is not None
+            assert row["created_at"] == source.created_at.isoformat().replace("+00:00", "Z")
+            assert row["error_type"] == ""
+
+
+async def test_csv_output_carries_no_full_account_number_or_iban(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ran = await run_cli(
+        "sweep", str(ids_file), "--format", "csv", "--base-url", server.url,
+        env=app_token_env(server),
+    )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    for source in server.data.all_payment_sources():
+        for account in source.accounts:
+            assert account.iban and account.iban not in ran.stdout
+            assert account.account_number and account.account_number not in ran.stdout
+
+
+async def test_ids_come_from_stdin_with_blank_lines_comments_and_whitespace_skipped(
+    server: FakeLean,
+) -> None:
+    first, second = server.customer_ids[:2]
+    stdin = f"# customers to check\n\n  {first}  \r\n\t{second}\n   \n# done\n".encode()
+    ran = await run_cli("sweep", "--base-url", server.url, env=app_token_env(server), stdin=stdin)
+    assert ran.status == 0, ran.stderr
+    assert sorted(line.customer_id for line in read_lines(ran.stdout)) == sorted([first, second])
+
+
+async def test_a_malformed_id_becomes_a_failed_line_and_exit_status_1(
+    server: FakeLean, tmp_path: Path
+) -> None:
+    ids = write_ids(tmp_path / "ids.txt", [server.customer_ids[0], "not-a-uuid"])
+    ran = await run_cli("sweep", str(ids), "--base-url", server.url, env=app_token_env(server))
+    assert ran.status == 1
+    failed = {line.customer_id: line for line in read_lines(ran.stdout) if not line.ok}
+    assert list(failed) == ["not-a-uuid"]
+    error = failed["not-a-uuid"].error
+    assert error is not None
+    assert error["type"] == "InvalidIdError"
+    assert error["status_code"] is None
+    assert "must be a UUID" in str(error["message"])
+    assert "Traceback" not in ran.stderr
+
+
+async def test_a_failed_api_call_line_carries_the_status_code_and_request_id(
+    server: FakeLean, tmp_path: Path
+) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    ids = write_ids(tmp_path / "ids.txt", [unknown])
+    ran = await run_cli("sweep", str(ids), "--base-url", server.url, env=app_token_env(server))
+    assert ran.status == 1
+    [line] = read_lines(ran.stdout)
+    assert line.error is not None
+    assert line.error["type"] == "NotFoundError"
+    assert line.error["status_code"] == 404
+    assert line.error["code"] == "CUSTOMER_NOT_FOUND"
+    assert line.error["message"] == "No customer with this id"
+    assert isinstance(line.error["request_id"], str) and line.error["request_id"]
+
+
+async def test_the_summary_counts_customers_sources_and_failures_by_error(
+    server: FakeLean, tmp_path: Path
+) -> None:
+    good = server.customer_ids[:5]
+    ids = write_ids(tmp_path / "ids.txt", [*good, "bad-1", "bad-2"])
+    ran = await run_cli("sweep", str(ids), "--base-url", server.url, env=app_token_env(server))
+    sources = sum(len(server.data.payment_sources(c)) for c in good)
+    assert f"7 customers (5 ok, 2 failed), {sources} payment sources in " in ran.stderr
+    assert "failed: 2 InvalidIdError" in ran.stderr
+
+
+async def test_every_customer_succeeding_exits_0_and_usage_errors_exit_2(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ok = await run_cli("sweep", str(ids_file), "--base-url", server.url, env=app_token_env(server))
+    unknown_flag = await run_cli("sweep", "--no-such-flag", env=app_token_env(server))
+    bad_concurrency = await run_cli(
+        "sweep", str(ids_file), "--concurrency", "0", env=app_token_env(server)
+    )
+    assert (ok.status, unknown_flag.status, bad_concurrency.status) == (0, 2, 2)
+
+
+async def test_missing_credentials_are_one_sentence_and_exit_2_before_any_file_is_written(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    ran = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--base-url", server.url, env=clean_env()
+    )
+    assert ran.status == 2
+    assert ran.stderr.count("\n") == 1
+    assert ran.stderr.startswith("lean-async: error: no credentials")
+    assert "LEAN_APP_TOKEN" in ran.stderr
+    assert not out.exists()
+
+
+async def test_refused_credentials_stop_the_sweep_without_writing_failed_lines(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    ran = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--base-url", server.url,
+        env=clean_env(LEAN_APP_TOKEN="not-the-token"),
+    )  # fmt: skip
+    assert ran.status == 1
+    assert "the credentials were refused (HTTP 401" in ran.stderr
+    assert "--resume" in ran.stderr
+    assert out.read_bytes() == b""
+    assert "Traceback" not in ran.stderr
+
+
+async def test_a_client_id_flag_takes_its_secret_from_the_environment(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ran = await run_cli(
+        "sweep", str(ids_file), "--base-url", server.url, "--auth-url", server.token_url,
+        "--client-id", server.client_id,
+        env=clean_env(LEAN_CLIENT_SECRET=server.client_secret),
+    )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert len(read_lines(ran.stdout)) == len(server.customer_ids)
+    assert server.stats.token_requests == 1
+
+
+async def test_an_existing_output_file_is_kept_without_resume_or_overwrite(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text("precious\n")
+    kept = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--base-url", server.url, env=app_token_env(server)
+    )
+    assert kept.status == 2
+    assert "--resume" in kept.stderr and "--overwrite" in kept.stderr
+    assert out.read_text() == "precious\n"
+    replaced = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--overwrite", "--base-url", server.url,
+        env=app_token_env(server),
+    )  # fmt: skip
+    assert replaced.status == 0
+    assert len(read_lines(out.read_bytes())) == len(server.customer_ids)
+
+
+async def test_no_secret_or_account_data_reaches_stderr_even_when_verbose(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ran = await run_cli(
+        "sweep", str(ids_file), "-vv", "--base-url", server.url, "--auth-url", server.token_url,
+        env=clean_env(LEAN_CLIENT_ID=server.client_id, LEAN_CLIENT_SECRET=server.client_secret),
+    )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert "payment-sources -> 200" in ran.stderr  # -vv logs every request
+    assert server.client_secret not in ran.stderr
+    for source in server.data.all_payment_sources():
+        for account in source.accounts:
+            assert account.iban and account.iban in ran.stdout
+            assert account.iban not in ran.stderr
+            assert account.account_number and account.account_number not in ran.stderr
+
+
+async def test_no_progress_bar_when_stderr_is_not_a_terminal(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ran = await run_cli("sweep", str(ids_file), "--base-url", server.url, env=app_token_env(server))
+    assert ran.status == 0
+    assert BAR not in ran.stderr and "\r" not in ran.stderr
+    assert "30 customers (30 ok, 0 failed)" in ran.stderr
+
+
+async def test_a_progress_bar_with_the_inputs_total_when_stderr_is_a_terminal(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ran = await run_cli_on_terminal(
+        "sweep", str(ids_file), "--base-url", server.url, env=app_token_env(server)
+    )
+    assert ran.status == 0, ran.stderr
+    assert BAR in ran.stderr
+    assert "30/30" in ran.stderr
+
+
+async def test_no_progress_bar_on_a_terminal_with_no_progress(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ran = await run_cli_on_terminal(
+        "sweep", str(ids_file), "--no-progress", "--base-url", server.url,
+        env=app_token_env(server),
+    )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert BAR not in ran.stderr
+    assert "30 customers (30 ok, 0 failed)" in ran.stderr
+
+
+async def test_without_tqdm_the_sweep_works_on_a_terminal_with_no_bar(
+    server: FakeLean, ids_file: Path
+) -> None:
+    no_tqdm = (
+        sys.executable,
+        "-c",
+        "import sys; sys.modules['tqdm'] = None; from lean_async.cli import main; sys.exit(main())",
+    )
+    ran = await run_cli_on_terminal(
+        "sweep", str(ids_file), "--base-url", server.url,
+        env=app_token_env(server), command=no_tqdm,
+    )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert BAR not in ran.stderr
+    assert len(read_lines(ran.stdout)) == 30
+
+
+async def test_python_dash_m_lean_async_runs_the_cli(server: FakeLean, ids_file: Path) -> None:
+    ran = await run_cli(
+        "sweep", str(ids_file), "--base-url", server.url,
+        env=app_token_env(server), command=(sys.executable, "-m", "lean_async"),
+    )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert len(read_lines(ran.stdout)) == 30
+
+
+async def test_results_are_written_while_the_input_is_still_being_read(server: FakeLean) -> None:
+    proc = await start_cli(
+        "sweep", "--concurrency", "2", "--base-url", server.url,
+        env=app_token_env(server), stdin=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        ids = server.customer_ids[:5]
+        proc.stdin.write("".join(f"{customer_id}\n" for customer_id in ids).encode())
+        await proc.stdin.drain()
+        # The sweep reads about --concurrency ids ahead of what it has written: lines come
+        # out while stdin is still open.
+        early = [await asyncio.wait_for(proc.stdout.readline(), 10) for _ in range(3)]
+        proc.stdin.close()
+        rest, _ = await asyncio.wait_for(proc.communicate(), 10)
+    finally:
+        await stop(proc)
+    assert proc.returncode == 0
+    written = [line.customer_id for line in read_lines(b"".join(early) + rest)]
+    assert sorted(written) == sorted(ids)
+
+
+async def test_sigint_stops_the_sweep_with_a_summary_and_exit_130(tmp_path: Path) -> None:
+    async with FakeLean(customers=2000, seed=2, faults=Faults(latency=0.02)) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "out.jsonl"
+        proc = await start_cli(
+            "sweep", str(ids), "-o", str(out), "--concurrency", "4", "--base-url", server.url,
+            env=app_token_env(server),
+        )  # fmt: skip
+        try:
+            await wait_for_lines(out, 20)
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(proc.communicate(), 10)
+        finally:
+            await stop(proc)
+    assert proc.returncode == 130
+    stderr = err.decode()
+    assert "stopped before the end of the input; run the same command with --resume" in stderr
+    assert "Traceback" not in stderr
+    written = read_lines(out.read_bytes())
+    assert 20 <= len(written) < 2000
+    assert f"{len(written)} customers (" in stderr
