@@ -10,7 +10,6 @@ from collections import Counter, deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    Awaitable,
     Callable,
     Coroutine,
     Iterable,
@@ -198,7 +197,11 @@ async def run_sweep(
     stats.concurrency = concurrency
     loop = asyncio.get_running_loop()
     control = _Congestion(concurrency, policy, loop.time())
-    pull = _puller(customer_ids)
+    next_id = _next_id(customer_ids)
+    # An async input is read by a task awaited alongside the requests, so that a slow
+    # input never holds back results that are already done.
+    pull = _async_puller(customer_ids)
+    pulling: asyncio.Task[Any] | None = None
     retry_queue: deque[_Item] = deque()
     # Each request's task, with its customer and its number among those started.
     pending: dict[_Fetching, tuple[_Item, int]] = {}
@@ -206,10 +209,13 @@ async def run_sweep(
     wake: list[asyncio.Future[None]] = []  # the waiting generator's future, if any
     exhausted = False
 
-    def on_done(task: _Fetching) -> None:
-        completed.append(task)
+    def wake_up(_: object = None) -> None:
         if wake and not wake[0].done():
             wake[0].set_result(None)
+
+    def on_done(task: _Fetching) -> None:
+        completed.append(task)
+        wake_up()
 
     try:
         while True:
@@ -221,7 +227,15 @@ async def run_sweep(
                 if retry_queue:
                     item = retry_queue.popleft()
                 elif not exhausted:
-                    customer_id = await pull()
+                    if pull is None:
+                        customer_id = next_id()
+                    else:
+                        if pulling is None:
+                            pulling = loop.create_task(pull())
+                            pulling.add_done_callback(wake_up)
+                        if not pulling.done():
+                            break
+                        customer_id, pulling = pulling.result(), None
                     if customer_id is _END:
                         exhausted = True
                         break
@@ -259,7 +273,7 @@ async def run_sweep(
                 yield SweepResult(item.customer_id, None, error)
                 continue
 
-            if not pending:
+            if not pending and pulling is None:
                 if exhausted and not retry_queue:
                     return
                 # Nothing in flight: only a pause holds the next customers back.
@@ -269,8 +283,13 @@ async def run_sweep(
             waiter = loop.create_future()
             wake.append(waiter)
             timer = None
-            if len(pending) < control.limit and (retry_queue or not exhausted):
-                timer = loop.call_at(control.ready_at(), _wake_up, waiter)
+            ready_at = control.ready_at()
+            if (
+                len(pending) < control.limit
+                and (retry_queue or not exhausted)
+                and loop.time() < ready_at
+            ):
+                timer = loop.call_at(ready_at, wake_up)
             try:
                 await waiter
             finally:
@@ -280,15 +299,13 @@ async def run_sweep(
     finally:
         stats.finished_at = time.monotonic()
         stats.in_flight = 0
-        if pending:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _wake_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+        unfinished: list[asyncio.Future[Any]] = [*pending]
+        if pulling is not None:
+            unfinished.append(pulling)
+        if unfinished:
+            for future in unfinished:
+                future.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
 
 
 def _requeue(item: _Item, error: RateLimitError, successes: int, policy: RetryPolicy) -> bool:
@@ -302,23 +319,28 @@ def _requeue(item: _Item, error: RateLimitError, successes: int, policy: RetryPo
     return item.strikes <= policy.max_retries
 
 
-def _puller(customer_ids: Iterable[Any] | AsyncIterable[Any]) -> Callable[[], Awaitable[Any]]:
-    """An awaitable "next id" over a sync or async iterable, returning _END when done."""
+def _next_id(customer_ids: Iterable[Any] | AsyncIterable[Any]) -> Callable[[], Any]:
+    """The next id of a sync iterable, _END when done (unused for an async one)."""
     if isinstance(customer_ids, AsyncIterable):
-        iterator = aiter(customer_ids)
-
-        async def pull_async() -> Any:
-            try:
-                return await anext(iterator)
-            except StopAsyncIteration:
-                return _END
-
-        return pull_async
+        return lambda: _END
     if isinstance(customer_ids, (str, bytes)):
         raise TypeError("customer_ids must be an iterable of ids, not a single string")
-    sync_iterator = iter(customer_ids)
+    iterator = iter(customer_ids)
+    return lambda: next(iterator, _END)
 
-    async def pull_sync() -> Any:
-        return next(sync_iterator, _END)
 
-    return pull_sync
+def _async_puller(
+    customer_ids: Iterable[Any] | AsyncIterable[Any],
+) -> Callable[[], Coroutine[Any, Any, Any]] | None:
+    """An awaitable "next id" of an async iterable, _END when done; None for a sync one."""
+    if not isinstance(customer_ids, AsyncIterable):
+        return None
+    iterator = aiter(customer_ids)
+
+    async def pull() -> Any:
+        try:
+            return await anext(iterator)
+        except StopAsyncIteration:
+            return _END
+
+    return pull

@@ -225,6 +225,46 @@ async def test_async_generator_input_is_read_lazily() -> None:
     assert worst <= 11
 
 
+async def test_a_slow_async_input_does_not_hold_back_finished_results() -> None:
+    stalled = asyncio.Event()
+
+    async def trickle() -> AsyncIterator[str]:
+        yield customer(0)
+        stalled.set()
+        await asyncio.sleep(2)  # the next id is slow to come
+        yield customer(1)
+
+    async with serve(SweepServer()) as url, client_for(url) as lean:
+        started = time.monotonic()
+        sweep = lean.payment_sources.sweep(trickle(), concurrency=4)
+        async with contextlib.aclosing(sweep) as results:
+            first = await anext(results)
+            assert time.monotonic() - started < 1
+            assert first.customer_id == customer(0) and stalled.is_set()
+            rest = [r.customer_id async for r in results]
+    assert rest == [customer(1)]
+
+
+async def test_cancelling_a_sweep_waiting_on_its_input_cancels_the_read() -> None:
+    cancelled = asyncio.Event()
+
+    async def stuck() -> AsyncIterator[str]:
+        yield customer(0)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        yield customer(1)
+
+    async with serve(SweepServer()) as url, client_for(url) as lean:
+        async with contextlib.aclosing(lean.payment_sources.sweep(stuck())) as results:
+            async for _ in results:
+                break
+        assert cancelled.is_set()
+        assert other_tasks() == set()
+
+
 async def test_endless_input_can_be_consumed_partially_and_the_client_stays_usable() -> None:
     ids = CountingIds(None)
     server = SweepServer(latency=0.002)
