@@ -17,6 +17,8 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from ._exceptions import LeanError, RateLimitError
 from ._retry import RetryPolicy, backoff_delay
 from .models import PaymentSource
@@ -27,8 +29,7 @@ Id = TypeVar("Id")
 Fetch = Callable[[Any], Coroutine[Any, Any, list[PaymentSource]]]
 
 
-@dataclass(frozen=True, slots=True)
-class SweepResult(Generic[Id]):
+class SweepResult(msgspec.Struct, Generic[Id], frozen=True):
     """The outcome for one input customer id: its sources, or the error that stopped it."""
 
     customer_id: Id
@@ -87,39 +88,37 @@ class _Congestion:
     is paced just below the success rate the server was seen to admit, then creeps back up;
     and the whole sweep pauses for the server's Retry-After (else a backoff delay)."""
 
-    def __init__(self, ceiling: int, policy: RetryPolicy, now: float) -> None:
+    def __init__(self, ceiling: int, policy: RetryPolicy, clock: Callable[[], float]) -> None:
         self.ceiling = ceiling
         self.limit = ceiling
         self.pause_until = 0.0
+        self.ready_at = 0.0  # the clock time before which no new request may start
         self.rate: float | None = None  # starts per second once paced, else unpaced
-        self._next_start = 0.0
+        self._clock = clock
         self._policy = policy
         self._credit = 0
         self._consecutive_429 = 0
         self._started = 0  # requests started so far: numbers the "windows"
         self._decreased_at = -1
-        # Successes over the last second of active (not paused) time.
-        self._origin = now
-        self._paused = 0.0
-        self._successes: deque[float] = deque()
+        # (active time, successes) every _SAMPLE_EVERY successes, "active" leaving out the
+        # pauses, over the last second: the admitted rate is estimated from them.
+        self._paused_before = 0.0  # length of the pauses that ended before the current one
+        self._pause_start = 0.0
+        self._successes = 0
+        self._samples: deque[tuple[float, int]] = deque([(clock(), 0)])
 
-    def ready_at(self) -> float:
-        """The loop time before which no new request may start."""
-        return max(self.pause_until, self._next_start)
-
-    def started(self, now: float) -> int:
+    def started(self) -> int:
         self._started += 1
         if self.rate is not None:
-            self._next_start = max(self._next_start, now) + 1.0 / self.rate
+            now = self._clock()
+            self.ready_at = max(self.ready_at, now) + 1.0 / self.rate
         return self._started
 
-    def on_success(self, now: float) -> None:
+    def on_success(self) -> None:
         self._consecutive_429 = 0
-        active = now - self._paused
-        successes = self._successes
-        successes.append(active)
-        while successes[0] < active - _RATE_WINDOW:
-            successes.popleft()
+        self._successes += 1
+        if not self._successes % _SAMPLE_EVERY:
+            self._sample()
         if self.rate is not None:
             self.rate += _RATE_GROWTH  # per success: about +10% per second
         if self.limit < self.ceiling:
@@ -128,7 +127,21 @@ class _Congestion:
                 self._credit = 0
                 self.limit += 1
 
-    def on_rate_limited(self, started_as: int, retry_after: float | None, now: float) -> None:
+    def _active(self, now: float) -> float:
+        """``now`` on a clock that stands still while the sweep is paused."""
+        current = min(max(now - self._pause_start, 0.0), self.pause_until - self._pause_start)
+        return now - self._paused_before - current
+
+    def _sample(self) -> None:
+        active = self._active(self._clock())
+        samples = self._samples
+        samples.append((active, self._successes))
+        # Keep one sample older than the window, as its baseline.
+        while len(samples) > 2 and samples[1][0] <= active - _RATE_WINDOW:
+            samples.popleft()
+
+    def on_rate_limited(self, started_as: int, retry_after: float | None) -> None:
+        now = self._clock()
         # Only one decrease per window: the other 429s of the same window were already sent.
         if started_as > self._decreased_at:
             self.limit = max(1, self.limit // 2)
@@ -143,20 +156,34 @@ class _Congestion:
         self._consecutive_429 += 1
         until = now + retry_after
         if until > self.pause_until:
-            self._paused += until - max(self.pause_until, now)
+            if now >= self.pause_until:  # a new pause: the last one has ended
+                self._paused_before += self.pause_until - self._pause_start
+                self._pause_start = now
             self.pause_until = until
+        self.ready_at = max(self.ready_at, self.pause_until)
 
     def _admitted_rate(self, now: float) -> float | None:
         """Successes per second lately, or None with too few to tell (then only the
         pause and the lower concurrency slow the sweep down)."""
-        active = now - self._paused
-        window = min(max(active - self._origin, _MIN_RATE_WINDOW), _RATE_WINDOW)
-        recent = sum(1 for t in self._successes if t >= active - window)
-        return recent / window if recent >= _MIN_RATE_SAMPLES else None
+        active = self._active(now)
+        origin = self._samples[0][0] if self._samples[0][1] == 0 else None
+        start = active - _RATE_WINDOW
+        if origin is not None:
+            start = max(start, min(origin, active - _MIN_RATE_WINDOW))
+        baseline = 0
+        for when, count in reversed(self._samples):
+            if when <= start:
+                baseline = count
+                break
+        recent = self._successes - baseline
+        if recent < _MIN_RATE_SAMPLES:
+            return None
+        return recent / max(active - start, _MIN_RATE_WINDOW)
 
 
 _RATE_WINDOW = 1.0  # seconds of history behind the admitted-rate estimate
 _MIN_RATE_WINDOW = 0.1
+_SAMPLE_EVERY = 8  # successes between two samples of the success count
 _RATE_BACKOFF = 0.85  # pace this far below the rate the server admitted
 _RATE_GROWTH = 0.1
 _MIN_RATE = 1.0
@@ -172,7 +199,7 @@ class _Item:
         self.strikes = 0  # 429s in a row with no progress of the sweep in between
 
 
-_Fetching = asyncio.Task["list[PaymentSource]"]
+_Fetching = asyncio.Future["list[PaymentSource]"]
 _END = object()
 
 
@@ -196,7 +223,7 @@ async def run_sweep(
     stats.finished_at = None
     stats.concurrency = concurrency
     loop = asyncio.get_running_loop()
-    control = _Congestion(concurrency, policy, loop.time())
+    control = _Congestion(concurrency, policy, loop.time)
     next_id = _next_id(customer_ids)
     # An async input is read by a task awaited alongside the requests, so that a slow
     # input never holds back results that are already done.
@@ -221,8 +248,7 @@ async def run_sweep(
         while True:
             # Fill up to the current limit, requeued customers first.
             while len(pending) < control.limit:
-                now = loop.time()
-                if now < control.ready_at():
+                if control.ready_at and loop.time() < control.ready_at:
                     break
                 if retry_queue:
                     item = retry_queue.popleft()
@@ -242,9 +268,9 @@ async def run_sweep(
                     item = _Item(customer_id, stats.ok)
                 else:
                     break
-                task = loop.create_task(fetch(item.customer_id))
+                task = _start(loop, fetch, item.customer_id)
                 task.add_done_callback(on_done)
-                pending[task] = item, control.started(now)
+                pending[task] = item, control.started()
             stats.in_flight = len(pending)
             stats.concurrency = control.limit
 
@@ -254,7 +280,7 @@ async def run_sweep(
                 error = task.exception()
                 if error is None:
                     sources = task.result()
-                    control.on_success(loop.time())
+                    control.on_success()
                     stats.done += 1
                     stats.ok += 1
                     stats.sources += len(sources)
@@ -264,7 +290,7 @@ async def run_sweep(
                     raise error
                 if isinstance(error, RateLimitError) and _requeue(item, error, stats.ok, policy):
                     stats.rate_limited += 1
-                    control.on_rate_limited(started_as, error.retry_after, loop.time())
+                    control.on_rate_limited(started_as, error.retry_after)
                     retry_queue.append(item)
                     continue
                 stats.done += 1
@@ -277,13 +303,13 @@ async def run_sweep(
                 if exhausted and not retry_queue:
                     return
                 # Nothing in flight: only a pause holds the next customers back.
-                await asyncio.sleep(max(control.ready_at() - loop.time(), 0.0))
+                await asyncio.sleep(max(control.ready_at - loop.time(), 0.0))
                 continue
 
             waiter = loop.create_future()
             wake.append(waiter)
             timer = None
-            ready_at = control.ready_at()
+            ready_at = control.ready_at
             if (
                 len(pending) < control.limit
                 and (retry_queue or not exhausted)
@@ -306,6 +332,17 @@ async def run_sweep(
             for future in unfinished:
                 future.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
+
+
+def _start(loop: asyncio.AbstractEventLoop, fetch: Fetch, customer_id: Any) -> _Fetching:
+    """The request for one customer, as a task; a failure before any I/O (an invalid id)
+    as a future already failed, so that every outcome takes the same way."""
+    try:
+        return loop.create_task(fetch(customer_id))
+    except LeanError as error:
+        failed: _Fetching = loop.create_future()
+        failed.set_exception(error)
+        return failed
 
 
 def _requeue(item: _Item, error: RateLimitError, successes: int, policy: RetryPolicy) -> bool:

@@ -459,71 +459,103 @@ def test_a_single_string_is_not_taken_for_a_list_of_ids() -> None:
         asyncio.run(run())
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def congestion(ceiling: int) -> tuple[_Congestion, FakeClock]:
+    clock = FakeClock()
+    return _Congestion(ceiling, FAST_RETRY, clock), clock
+
+
 class TestCongestionControl:
     def test_a_429_halves_the_limit_once_per_window(self) -> None:
-        control = _Congestion(64, FAST_RETRY, 0.0)
-        started = [control.started(0.0) for _ in range(64)]
+        control, _ = congestion(64)
+        started = [control.started() for _ in range(64)]
         for n in started:
-            control.on_rate_limited(n, 1.0, now=0.0)
+            control.on_rate_limited(n, 1.0)
         assert control.limit == 32
-        later = control.started(0.0)
-        control.on_rate_limited(later, 1.0, now=0.0)
+        control.on_rate_limited(control.started(), 1.0)
         assert control.limit == 16
 
     def test_retry_after_pauses_the_sweep(self) -> None:
-        control = _Congestion(8, FAST_RETRY, 0.0)
-        control.on_rate_limited(control.started(0.0), 2.5, now=100.0)
+        control, clock = congestion(8)
+        clock.now = 100.0
+        control.on_rate_limited(control.started(), 2.5)
         assert control.pause_until == 102.5
-        assert control.ready_at() >= 102.5
+        assert control.ready_at >= 102.5
 
     def test_without_retry_after_the_pause_backs_off(self) -> None:
-        control = _Congestion(8, FAST_RETRY, 0.0)
-        control.on_rate_limited(control.started(0.0), None, now=0.0)
+        control, _ = congestion(8)
+        control.on_rate_limited(control.started(), None)
         first = control.pause_until
-        control.on_rate_limited(control.started(0.0), None, now=0.0)
+        control.on_rate_limited(control.started(), None)
         assert 0 < first < control.pause_until <= FAST_RETRY.max_delay
 
     def test_successes_raise_the_limit_back_to_the_ceiling(self) -> None:
-        control = _Congestion(8, FAST_RETRY, 0.0)
-        control.on_rate_limited(control.started(0.0), None, now=0.0)
+        control, _ = congestion(8)
+        control.on_rate_limited(control.started(), None)
         assert control.limit == 4
         for _ in range(4 + 5 + 6 + 7):
-            control.on_success(1.0)
+            control.on_success()
         assert control.limit == 8
         for _ in range(100):
-            control.on_success(1.0)
+            control.on_success()
         assert control.limit == 8
 
     def test_after_a_429_starts_are_paced_below_the_admitted_rate(self) -> None:
-        control = _Congestion(64, FAST_RETRY, 0.0)
+        control, clock = congestion(64)
         for n in range(200):  # 200 successes in the first second
-            control.started(n / 200)
-            control.on_success(n / 200)
+            clock.now = n / 200
+            control.started()
+            control.on_success()
         assert control.rate is None
-        control.on_rate_limited(control.started(1.0), 0.5, now=1.0)
+        clock.now = 1.0
+        control.on_rate_limited(control.started(), 0.5)
         assert control.rate is not None and 150 <= control.rate <= 200
-        first = control.started(2.0)
-        assert first and control.ready_at() == pytest.approx(2.0 + 1 / control.rate)
+        clock.now = 2.0
+        control.started()
+        assert control.ready_at == pytest.approx(2.0 + 1 / control.rate)
+
+    def test_successes_arriving_during_a_pause_count_towards_the_admitted_rate(self) -> None:
+        control, clock = congestion(64)
+        control.on_rate_limited(control.started(), 1.0)  # turned away before any success
+        assert control.rate is None
+        clock.now = 0.005
+        for _ in range(30):  # the requests already in flight succeed during the pause
+            control.on_success()
+        clock.now = 1.0  # the first 429 after the pause
+        control.on_rate_limited(control.started(), 1.0)
+        assert control.rate == pytest.approx(30 / 0.1 * 0.85)
 
     def test_paced_rate_creeps_back_up_while_requests_succeed(self) -> None:
-        control = _Congestion(8, FAST_RETRY, 0.0)
-        for n in range(20):
-            control.on_success(0.5 + n / 100)
-        control.on_rate_limited(control.started(0.9), None, now=1.0)
+        control, clock = congestion(8)
+        for n in range(40):
+            clock.now = 0.5 + n / 100
+            control.on_success()
+        clock.now = 1.0
+        control.on_rate_limited(control.started(), None)
         paced = control.rate
         assert paced is not None
         for n in range(50):
-            control.on_success(2.0 + n / 100)
+            clock.now = 2.0 + n / 100
+            control.on_success()
         assert control.rate is not None and control.rate > paced
 
     def test_too_few_successes_to_measure_leave_the_start_rate_unpaced(self) -> None:
-        control = _Congestion(8, FAST_RETRY, 0.0)
-        control.on_success(0.1)
-        control.on_rate_limited(control.started(0.1), None, now=0.2)
+        control, clock = congestion(8)
+        clock.now = 0.1
+        control.on_success()
+        clock.now = 0.2
+        control.on_rate_limited(control.started(), None)
         assert control.rate is None and control.limit == 4
 
     def test_the_limit_never_drops_below_one(self) -> None:
-        control = _Congestion(2, FAST_RETRY, 0.0)
+        control, _ = congestion(2)
         for _ in range(5):
-            control.on_rate_limited(control.started(0.0), None, now=0.0)
+            control.on_rate_limited(control.started(), None)
         assert control.limit == 1

@@ -442,3 +442,15 @@ async def test_connection_refused_is_retried_with_backoff(make_client: MakeClien
             CUSTOMER_ID
         )
     assert time.monotonic() - started >= 2 * 0.075  # two backoff waits happened
+
+
+async def test_a_path_prefix_in_the_base_url_is_kept(
+    server: LocalServer, make_client: MakeClient
+) -> None:
+    prefixed = "/lean-proxy" + LIST_PATH
+    server.script(prefixed, reply(json_body=[]))
+    assert (
+        await make_client(base_url=server.url + "/lean-proxy/").payment_sources.list(CUSTOMER_ID)
+        == []
+    )
+    assert len(server.seen(prefixed)) == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
-from typing import TypeVar
+from collections.abc import AsyncGenerator, AsyncIterable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -68,9 +68,13 @@ class PaymentSources:
             "GET", path, _decode_list, retry_rate_limited=retry_rate_limited
         )
 
-    async def _list_for_sweep(self, customer_id: IdLike) -> builtins.list[PaymentSource]:
-        # The sweep handles 429s itself: it slows down and requeues the customer.
-        return await self._list(customer_id, retry_rate_limited=False)
+    def _list_for_sweep(
+        self, customer_id: IdLike
+    ) -> Coroutine[Any, Any, builtins.list[PaymentSource]]:
+        # The sweep handles 429s itself: it slows down and requeues the customer. A plain
+        # function returning the request's coroutine: one frame less per customer.
+        path = _list_path(validate_id(customer_id, "customer_id"))
+        return self._transport.request("GET", path, _decode_list, retry_rate_limited=False)
 
     def sweep(
         self,
