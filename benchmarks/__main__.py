@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     swept = sweep.run(
         customers=300 if quick else 20_000,
         concurrency=sweep.DEFAULT_CONCURRENCY,
-        rounds=1 if quick else 3,
+        rounds=1 if quick else sweep.DEFAULT_ROUNDS,
         loops=_common.loops(),
         log=log,
     )
