@@ -379,7 +379,10 @@ def _describe(exc: BaseException) -> str:
 def _log_retry(details: Any) -> None:
     call: _Call = details["args"][0]
     exc = details.get("exception")
-    why = f"HTTP {exc.status_code}" if isinstance(exc, APIError) else _describe(exc) if exc else "?"
+    if isinstance(exc, APIError):
+        cause = why = f"HTTP {exc.status_code}"
+    else:
+        cause, why = type(exc).__name__, _describe(exc)
     logger.info(
         "retrying %s %s in %.2f s after %s (retry %d)",
         call.method,
@@ -387,4 +390,6 @@ def _log_retry(details: Any) -> None:
         details["wait"],
         why,
         details["tries"],
+        # For counting retries by cause without parsing the message.
+        extra={"retry_cause": cause},
     )

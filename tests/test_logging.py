@@ -70,6 +70,16 @@ async def test_retries_are_logged_at_info(
     assert "HTTP 503" in retries[0] and "HTTP 429" in retries[1]
 
 
+async def test_retry_records_carry_their_cause_for_counting(
+    server: LocalServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(LIST_PATH, reply(503), drop_connection(), reply(json_body=[]))
+    caplog.set_level(logging.INFO, logger="lean_async")
+    await make_client().payment_sources.list(CUSTOMER_ID)
+    causes = [getattr(r, "retry_cause", None) for r in caplog.records if r.levelno == logging.INFO]
+    assert causes == ["HTTP 503", "APIConnectionError"]
+
+
 async def test_nothing_is_logged_above_debug_for_a_clean_call(
     server: LocalServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -70,8 +70,8 @@ class ProgressBar:
 
 
 class RetryTally(logging.Handler):
-    """Counts the client's retries by cause, from its "retrying ..." log records: the
-    library keeps no counter of them. Installed on the ``lean_async`` logger while in use."""
+    """Counts the client's retries by cause, from the ``retry_cause`` of its "retrying ..."
+    log records. Installed on the ``lean_async`` logger while in use."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -80,10 +80,9 @@ class RetryTally(logging.Handler):
         self._level = self._logger.level
 
     def emit(self, record: logging.LogRecord) -> None:
-        args = record.args
-        if str(record.msg).startswith("retrying ") and isinstance(args, tuple) and len(args) > 3:
-            # "HTTP 503", or "APIConnectionError: <details>" of which only the class counts.
-            self.causes[str(args[3]).split(":")[0]] += 1
+        cause = getattr(record, "retry_cause", None)
+        if cause is not None:
+            self.causes[str(cause)] += 1
 
     def __enter__(self) -> RetryTally:
         logger = self._logger
