@@ -48,7 +48,14 @@ class InvalidIdError(LeanError, ValueError):
 
 
 class APIConnectionError(LeanError):
-    """The request did not get an HTTP answer: refused, reset, DNS, TLS..."""
+    """The request did not get an HTTP answer: refused, reset, DNS, TLS...
+
+    ``retryable`` is False where another attempt cannot help (a certificate that fails
+    verification)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class APITimeoutError(APIConnectionError):

@@ -45,7 +45,7 @@ def is_retryable_status(status_code: int) -> bool:
 def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:
     """Whether an attempt that failed with ``exc`` is worth another attempt."""
     if isinstance(exc, APIConnectionError):
-        return True
+        return exc.retryable
     if isinstance(exc, APIError):
         if not is_retryable_status(exc.status_code):
             return False

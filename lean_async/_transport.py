@@ -290,6 +290,12 @@ class Transport:
             raise APITimeoutError(
                 f"{call.method} {call.path} timed out after {_elapsed_ms(started):.0f} ms"
             ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # The server's certificate failed verification: no retry can change that.
+            raise APIConnectionError(
+                f"{call.method} {call.path}: TLS certificate verification failed: {exc}",
+                retryable=False,
+            ) from None
         except aiohttp.ClientConnectorError as exc:
             # Never connected, so nothing was sent.
             raise APIConnectionError(f"{call.method} {call.path}: cannot connect: {exc}") from None

@@ -32,6 +32,7 @@ def _api_error(status: int, retry_after: float | None = None) -> APIError:
     ("exc", "retried"),
     [
         (APIConnectionError("refused"), True),
+        (APIConnectionError("bad certificate", retryable=False), False),
         (APITimeoutError("timed out"), True),
         (_api_error(408), True),
         (_api_error(429), True),

@@ -145,6 +145,17 @@ async def test_tls_certificates_are_verified_by_default(
     assert https_server.requests == []  # the credentials never left the client
 
 
+async def test_a_certificate_that_fails_verification_is_not_retried(
+    https_server: LocalServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lean_async")
+    client = make_client(base_url=https_server.url, max_retries=2)
+    with pytest.raises(APIConnectionError) as info:
+        await client.payment_sources.list(CUSTOMER_ID)
+    assert info.value.retryable is False
+    assert [r for r in caplog.records if hasattr(r, "retry_cause")] == []
+
+
 async def test_ssl_context_trusting_the_certificate_connects(
     https_server: LocalServer, make_client: MakeClient, certificate_authority: trustme.CA
 ) -> None:
