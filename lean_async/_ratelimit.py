@@ -37,7 +37,13 @@ class RateLimiter:
     async def acquire(self) -> None:
         delay = self.reserve()
         if delay > 0:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                # The request will not be sent: give its slot back, or an abandoned sweep
+                # would hold the slots of every request it had queued.
+                self._next_slot -= self._interval
+                raise
 
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate})"
