@@ -4,6 +4,7 @@ retries, and the mapping of transport failures to the library's exceptions."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl as ssl_module
 import time
@@ -123,7 +124,11 @@ class Transport:
         self.rate_limiter = rate_limiter
         self._closed = False
         self._base_headers: Headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        self._auth = make_auth(credentials, self._base_headers, self.fetch_token)
+        # The token a call needs is fetched within that call's attempt, once: the call's own
+        # retries then bound it, instead of retrying a retrying fetch.
+        self._auth = make_auth(
+            credentials, self._base_headers, functools.partial(self.fetch_token, retry=False)
+        )
         # Extra keyword arguments for every session.request, computed once.
         # raise_for_status is set per request so that a caller's session cannot change it.
         self._request_options: dict[str, Any] = {
@@ -339,8 +344,8 @@ class Transport:
 
     # -- OAuth2 --------------------------------------------------------------------
 
-    async def fetch_token(self, scope: str) -> AccessToken:
-        """Client-credentials token for ``scope``, with the client's retries."""
+    async def fetch_token(self, scope: str, *, retry: bool = True) -> AccessToken:
+        """Client-credentials token for ``scope``; with the client's retries, or one attempt."""
         creds = self._credentials
         if creds.client_id is None or creds.client_secret is None:
             raise LeanError("customer tokens need client_id= and client_secret= credentials")
@@ -362,7 +367,7 @@ class Transport:
             missing_ok=False,
             authenticated=False,
         )
-        result: AccessToken = await self._send(call)
+        result: AccessToken = await (self._send(call) if retry else self._attempt(call))
         return result
 
     def __repr__(self) -> str:

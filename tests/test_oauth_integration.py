@@ -11,7 +11,13 @@ import pytest
 from _samples import CLIENT_ID, CLIENT_SECRET, CUSTOMER_ID, LIST_PATH, TOKEN_PATH
 from _server import LocalServer, issue_tokens, lean_error, reply
 
-from lean_async import AccessToken, AuthenticationError, ConfigurationError, LeanClient
+from lean_async import (
+    AccessToken,
+    AuthenticationError,
+    ConfigurationError,
+    LeanClient,
+    ServerError,
+)
 
 
 def _form(server: LocalServer, index: int = 0) -> dict[str, list[str]]:
@@ -137,6 +143,27 @@ async def test_token_endpoint_5xx_is_retried(server: LocalServer, oauth_client: 
     server.script(TOKEN_PATH, reply(503), issue_tokens())
     assert await oauth_client.payment_sources.list(CUSTOMER_ID) == []
     assert len(server.seen(TOKEN_PATH)) == 2
+
+
+async def test_a_failing_token_endpoint_costs_one_request_per_attempt_of_the_call(
+    server: LocalServer, make_client: Callable[..., LeanClient]
+) -> None:
+    server.script(TOKEN_PATH, *[reply(503)] * 20)
+    client = make_client(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, max_retries=2)
+    with pytest.raises(ServerError):
+        await client.payment_sources.list(CUSTOMER_ID)
+    # 1 + max_retries attempts of the call, each fetching the token once: not 3 x 3.
+    assert len(server.seen(TOKEN_PATH)) == 3
+    assert server.seen(LIST_PATH) == []
+
+
+async def test_customer_token_is_retried_on_its_own(
+    server: LocalServer, oauth_client: LeanClient
+) -> None:
+    server.script(TOKEN_PATH, reply(503), reply(502), issue_tokens())
+    token = await oauth_client.customer_token(CUSTOMER_ID)
+    assert token.access_token == "issued-token-1"
+    assert len(server.seen(TOKEN_PATH)) == 3
 
 
 async def test_customer_token_asks_for_the_customer_scope(
