@@ -284,42 +284,45 @@ class Transport:
                 body = await self._read_body(response)
                 response_headers = response.headers
                 reason = response.reason
-        except aiohttp.ConnectionTimeoutError:
-            # Never connected, so nothing was sent.
-            raise APITimeoutError(
-                f"{call.method} {call.path}: connecting timed out after "
-                f"{_elapsed_ms(started):.0f} ms"
-            ) from None
-        except asyncio.TimeoutError:
-            call.maybe_delivered = True
-            raise APITimeoutError(
-                f"{call.method} {call.path} timed out after {_elapsed_ms(started):.0f} ms"
-            ) from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            # The server's certificate failed verification: no retry can change that.
-            raise APIConnectionError(
-                f"{call.method} {call.path}: TLS certificate verification failed: {exc}",
-                retryable=False,
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            # Never connected, so nothing was sent.
-            raise APIConnectionError(f"{call.method} {call.path}: cannot connect: {exc}") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            call.maybe_delivered = True
-            raise APIConnectionError(
-                f"{call.method} {call.path}: connection failed: {_describe(exc)}"
-            ) from None
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
-                call.method,
-                call.path,
-                status,
-                _elapsed_ms(started),
-                call.attempts,
-                response_headers.get(REQUEST_ID_HEADER),
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            failure = self._transport_failure(call, exc, started)
+        else:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
+                    call.method,
+                    call.path,
+                    status,
+                    _elapsed_ms(started),
+                    call.attempts,
+                    response_headers.get(REQUEST_ID_HEADER),
+                )
+            return status, response_headers, body, reason
+        logger.debug("%s (attempt %d)", failure, call.attempts)
+        # Raised outside the except block, so that the aiohttp exception, whose request
+        # info holds the credential headers, is not kept as this error's __context__.
+        raise failure
+
+    @staticmethod
+    def _transport_failure(call: _Call, exc: BaseException, started: float) -> LeanError:
+        """The library's error for a failed exchange; marks a request that may have been
+        delivered (anything after the connection was made)."""
+        where = f"{call.method} {call.path}"
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):  # never connected: nothing sent
+            return APITimeoutError(
+                f"{where}: connecting timed out after {_elapsed_ms(started):.0f} ms"
             )
-        return status, response_headers, body, reason
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            # The server's certificate failed verification: no retry can change that.
+            return APIConnectionError(
+                f"{where}: TLS certificate verification failed: {exc}", retryable=False
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):  # never connected: nothing sent
+            return APIConnectionError(f"{where}: cannot connect: {exc}")
+        call.maybe_delivered = True
+        if isinstance(exc, asyncio.TimeoutError):
+            return APITimeoutError(f"{where} timed out after {_elapsed_ms(started):.0f} ms")
+        return APIConnectionError(f"{where}: connection failed: {_describe(exc)}")
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._max_response_bytes

@@ -16,8 +16,25 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import trustme
-from _samples import CLIENT_ID, CLIENT_SECRET, CUSTOMER_ID, LIST_PATH, SECRETS, TOKEN_PATH
-from _server import Answer, LocalServer, drop_connection, hang, issue_tokens, reply, truncated
+from _samples import (
+    APP_TOKEN,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CUSTOMER_ID,
+    LIST_PATH,
+    SECRETS,
+    TOKEN_PATH,
+)
+from _server import (
+    Answer,
+    LocalServer,
+    RawServer,
+    drop_connection,
+    hang,
+    issue_tokens,
+    reply,
+    truncated,
+)
 
 from lean_async import APIConnectionError, LeanClient, LeanError, RetryPolicy
 from lean_async.testing import FakeLean, Faults
@@ -194,3 +211,26 @@ async def test_verified_client_logs_no_warning(
     certificate_authority.configure_trust(context)
     await make_client(base_url=https_server.url, ssl=context).payment_sources.list(CUSTOMER_ID)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_malformed_status_line_leaves_no_secret_in_the_exception_chain(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def conversation(
+        raw: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await raw.read_request(reader)
+        # aiohttp's own error for this keeps the request's headers in its request info.
+        writer.write(b"HTTP/1.1 2x0 Garbage\r\nContent-Length: 2\r\n\r\n[]")
+        await writer.drain()
+        writer.close()
+
+    async with RawServer(conversation) as raw:
+        client = make_client(base_url=raw.url, app_token=APP_TOKEN, max_retries=0)
+        with pytest.raises(APIConnectionError) as info:
+            await client.payment_sources.list(CUSTOMER_ID)
+    said = _everything_said(caplog, info.value)
+    assert APP_TOKEN not in said
+    assert info.value.__context__ is None
