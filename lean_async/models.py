@@ -8,6 +8,7 @@ never seen keeps its value as it came; the known ones are listed in the status e
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TypeVar
 
@@ -78,11 +79,18 @@ class Account(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 
     def __repr__(self) -> str:
         # Keep full account numbers and IBANs out of logs that print a source.
-        return (
-            f"Account(id={self.id!r}, account_name={self.account_name!r}, "
-            f"account_number={_mask(self.account_number)!r}, iban={_mask(self.iban)!r}, "
-            f"currency={self.currency!r})"
-        )
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"Account({fields})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # msgspec's own would give rich (and its tracebacks) the unmasked values.
+        return [
+            ("id", self.id),
+            ("account_name", self.account_name),
+            ("account_number", _mask(self.account_number)),
+            ("iban", _mask(self.iban)),
+            ("currency", self.currency),
+        ]
 
 
 class PaymentSource(msgspec.Struct, kw_only=True, frozen=True, gc=False):
@@ -112,10 +120,16 @@ class AccessToken(msgspec.Struct, kw_only=True, frozen=True):
     scope: str | None = None
 
     def __repr__(self) -> str:
-        return (
-            f"AccessToken(access_token='***', token_type={self.token_type!r}, "
-            f"expires_in={self.expires_in!r}, scope={self.scope!r})"
-        )
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"AccessToken({fields})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            ("access_token", "***"),
+            ("token_type", self.token_type),
+            ("expires_in", self.expires_in),
+            ("scope", self.scope),
+        ]
 
 
 def _mask(value: str | None) -> str | None:

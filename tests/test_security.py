@@ -36,7 +36,14 @@ from _server import (
     truncated,
 )
 
-from lean_async import APIConnectionError, LeanClient, LeanError, RetryPolicy
+from lean_async import (
+    AccessToken,
+    Account,
+    APIConnectionError,
+    LeanClient,
+    LeanError,
+    RetryPolicy,
+)
 from lean_async.testing import FakeLean, Faults
 
 MakeClient = Callable[..., LeanClient]
@@ -234,3 +241,12 @@ async def test_a_malformed_status_line_leaves_no_secret_in_the_exception_chain(
     said = _everything_said(caplog, info.value)
     assert APP_TOKEN not in said
     assert info.value.__context__ is None
+
+
+def test_rich_representations_mask_account_numbers_ibans_and_tokens() -> None:
+    account = Account(id="a", account_number="1015528734001", iban="AE340260001015528734001")
+    token = AccessToken(access_token="eyJ-secret-token", expires_in=3599)
+    shown = repr([*account.__rich_repr__(), *token.__rich_repr__(), account, token])
+    for secret in ("1015528734001", "AE340260001015528734001", "eyJ-secret-token"):
+        assert secret not in shown
+    assert "8734001"[-4:] in repr(account)  # the last four digits stay, to tell accounts apart
