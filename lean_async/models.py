@@ -8,9 +8,8 @@ never seen keeps its value as it came; the known ones are listed in the status e
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
