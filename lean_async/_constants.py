@@ -69,6 +69,18 @@ TRACE_ID_HEADER: Final = "lean-trace-id"
 
 DEFAULT_DELETE_REASON: Final = "USER_REQUESTED"
 DEFAULT_SWEEP_CONCURRENCY: Final = 32
+
+# Sweep congestion control under 429s.
+# A customer turned away with 429 this many times in a row, with no other customer of the
+# sweep succeeding in between, fails with its RateLimitError.
+SWEEP_STALLED_429_LIMIT: Final = 3
+SWEEP_RATE_WINDOW: Final = 1.0  # seconds of history behind the admitted-rate estimate
+SWEEP_MIN_RATE_WINDOW: Final = 0.1
+SWEEP_RATE_SAMPLE_EVERY: Final = 8  # successes between two samples of the success count
+SWEEP_MIN_RATE_SAMPLES: Final = 8  # fewer successes than this in the window: no estimate
+SWEEP_RATE_BACKOFF: Final = 0.85  # pace this far below the rate the server admitted
+SWEEP_RATE_GROWTH: Final = 0.1  # starts per second added per success: about +10%/s
+SWEEP_MIN_RATE: Final = 1.0
 LOGGER_NAME: Final = "lean_async"
 
 # Webhook receiver. Real deliveries are well under 1 KiB.

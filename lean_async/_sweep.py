@@ -19,6 +19,16 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from ._constants import (
+    SWEEP_MIN_RATE,
+    SWEEP_MIN_RATE_SAMPLES,
+    SWEEP_MIN_RATE_WINDOW,
+    SWEEP_RATE_BACKOFF,
+    SWEEP_RATE_GROWTH,
+    SWEEP_RATE_SAMPLE_EVERY,
+    SWEEP_RATE_WINDOW,
+    SWEEP_STALLED_429_LIMIT,
+)
 from ._exceptions import LeanError, RateLimitError
 from ._retry import RetryPolicy, backoff_delay
 from .models import PaymentSource
@@ -69,6 +79,15 @@ class SweepProgress:
         elapsed = self.elapsed
         return self.done / elapsed if elapsed > 0 else 0.0
 
+    def start(self, concurrency: int) -> None:
+        """Zero the counters for a new sweep (done by the sweep itself)."""
+        self.done = self.ok = self.failed = self.sources = self.in_flight = 0
+        self.rate_limited = 0
+        self.errors = Counter()
+        self.concurrency = concurrency
+        self.started_at = time.monotonic()
+        self.finished_at = None
+
     def summary(self) -> str:
         return (
             f"{self.done} customers ({self.ok} ok, {self.failed} failed), "
@@ -100,8 +119,8 @@ class _Congestion:
         self._consecutive_429 = 0
         self._started = 0  # requests started so far: numbers the "windows"
         self._decreased_at = -1
-        # (active time, successes) every _SAMPLE_EVERY successes, "active" leaving out the
-        # pauses, over the last second: the admitted rate is estimated from them.
+        # (active time, successes) every SWEEP_RATE_SAMPLE_EVERY successes, "active" leaving
+        # out the pauses, over the last second: the admitted rate is estimated from them.
         self._paused_before = 0.0  # length of the pauses that ended before the current one
         self._pause_start = 0.0
         self._successes = 0
@@ -117,10 +136,10 @@ class _Congestion:
     def on_success(self) -> None:
         self._consecutive_429 = 0
         self._successes += 1
-        if not self._successes % _SAMPLE_EVERY:
+        if not self._successes % SWEEP_RATE_SAMPLE_EVERY:
             self._sample()
         if self.rate is not None:
-            self.rate += _RATE_GROWTH  # per success: about +10% per second
+            self.rate += SWEEP_RATE_GROWTH  # per success: about +10% per second
         if self.limit < self.ceiling:
             self._credit += 1
             if self._credit >= self.limit:  # +1 per window of `limit` successes
@@ -137,7 +156,7 @@ class _Congestion:
         samples = self._samples
         samples.append((active, self._successes))
         # Keep one sample older than the window, as its baseline.
-        while len(samples) > 2 and samples[1][0] <= active - _RATE_WINDOW:
+        while len(samples) > 2 and samples[1][0] <= active - SWEEP_RATE_WINDOW:
             samples.popleft()
 
     def on_rate_limited(self, started_as: int, retry_after: float | None) -> None:
@@ -150,7 +169,7 @@ class _Congestion:
             admitted = self._admitted_rate(now)
             if admitted is not None:
                 rate = admitted if self.rate is None else min(self.rate, admitted)
-                self.rate = max(rate * _RATE_BACKOFF, _MIN_RATE)
+                self.rate = max(rate * SWEEP_RATE_BACKOFF, SWEEP_MIN_RATE)
         if retry_after is None:
             retry_after = backoff_delay(self._consecutive_429, self._policy, random.random())
         self._consecutive_429 += 1
@@ -167,27 +186,18 @@ class _Congestion:
         pause and the lower concurrency slow the sweep down)."""
         active = self._active(now)
         origin = self._samples[0][0] if self._samples[0][1] == 0 else None
-        start = active - _RATE_WINDOW
+        start = active - SWEEP_RATE_WINDOW
         if origin is not None:
-            start = max(start, min(origin, active - _MIN_RATE_WINDOW))
+            start = max(start, min(origin, active - SWEEP_MIN_RATE_WINDOW))
         baseline = 0
         for when, count in reversed(self._samples):
             if when <= start:
                 baseline = count
                 break
         recent = self._successes - baseline
-        if recent < _MIN_RATE_SAMPLES:
+        if recent < SWEEP_MIN_RATE_SAMPLES:
             return None
-        return recent / max(active - start, _MIN_RATE_WINDOW)
-
-
-_RATE_WINDOW = 1.0  # seconds of history behind the admitted-rate estimate
-_MIN_RATE_WINDOW = 0.1
-_SAMPLE_EVERY = 8  # successes between two samples of the success count
-_RATE_BACKOFF = 0.85  # pace this far below the rate the server admitted
-_RATE_GROWTH = 0.1
-_MIN_RATE = 1.0
-_MIN_RATE_SAMPLES = 8
+        return recent / max(active - start, SWEEP_MIN_RATE_WINDOW)
 
 
 class _Item:
@@ -216,12 +226,9 @@ async def run_sweep(
     ``fetch`` must raise RateLimitError on 429 without retrying it: the sweep requeues the
     customer itself, for as long as the sweep is still making progress.
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+    check_sweep(customer_ids, concurrency)
     stats = progress if progress is not None else SweepProgress()
-    stats.started_at = time.monotonic()
-    stats.finished_at = None
-    stats.concurrency = concurrency
+    stats.start(concurrency)
     loop = asyncio.get_running_loop()
     control = _Congestion(concurrency, policy, loop.time)
     next_id = _next_id(customer_ids)
@@ -288,11 +295,16 @@ async def run_sweep(
                     continue
                 if not isinstance(error, LeanError):
                     raise error
-                if isinstance(error, RateLimitError) and _requeue(item, error, stats.ok, policy):
+                if isinstance(error, RateLimitError):
+                    # Every 429 slows the sweep down, whether or not the customer goes back.
                     stats.rate_limited += 1
-                    control.on_rate_limited(started_as, error.retry_after)
-                    retry_queue.append(item)
-                    continue
+                    honoured = error.retry_after
+                    if honoured is not None and honoured > policy.max_retry_after:
+                        honoured = None  # that customer fails; the sweep only backs off
+                    control.on_rate_limited(started_as, honoured)
+                    if _requeue(item, error, stats.ok, policy):
+                        retry_queue.append(item)
+                        continue
                 stats.done += 1
                 stats.failed += 1
                 stats.errors[error_kind(error)] += 1
@@ -353,15 +365,23 @@ def _requeue(item: _Item, error: RateLimitError, successes: int, policy: RetryPo
         item.strikes = 0
     item.strikes += 1
     item.progress_mark = successes
-    return item.strikes <= policy.max_retries
+    return item.strikes < SWEEP_STALLED_429_LIMIT
+
+
+def check_sweep(customer_ids: object, concurrency: object) -> None:
+    """The mistakes a sweep's caller can make, caught where the sweep is made."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+    if isinstance(customer_ids, (str, bytes)):
+        raise TypeError("customer_ids must be an iterable of ids, not a single string")
+    if not isinstance(customer_ids, (Iterable, AsyncIterable)):
+        raise TypeError(f"customer_ids must be an iterable of ids, got {customer_ids!r:.80}")
 
 
 def _next_id(customer_ids: Iterable[Any] | AsyncIterable[Any]) -> Callable[[], Any]:
     """The next id of a sync iterable, _END when done (unused for an async one)."""
     if isinstance(customer_ids, AsyncIterable):
         return lambda: _END
-    if isinstance(customer_ids, (str, bytes)):
-        raise TypeError("customer_ids must be an iterable of ids, not a single string")
     iterator = iter(customer_ids)
     return lambda: next(iterator, _END)
 

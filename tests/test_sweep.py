@@ -383,6 +383,18 @@ async def test_a_rate_limited_server_without_retry_after_is_swept_completely() -
     assert server.statuses[429] < len(ids) * 0.25
 
 
+async def test_a_rate_limited_sweep_requeues_and_slows_down_even_with_no_retries() -> None:
+    server = SweepServer(rate=300, latency=0.002, retry_after=None)
+    ids = [customer(n) for n in range(600)]
+    progress = SweepProgress()
+    async with serve(server) as url, client_for(url, max_retries=0) as lean:
+        sweep = lean.payment_sources.sweep(ids, concurrency=32, progress=progress)
+        results = [r async for r in sweep]
+    assert all(r.ok for r in results) and len(results) == 600
+    assert progress.rate_limited == server.statuses[429] > 0
+    assert server.statuses[429] < len(ids) * 0.25  # it slowed down instead of hammering
+
+
 async def test_a_server_that_only_answers_429_fails_each_customer_after_bounded_attempts() -> None:
     server = SweepServer(always_429=True, retry_after=None)
     ids = [customer(n) for n in range(20)]
@@ -442,21 +454,25 @@ async def test_concurrent_sweeps_share_the_client_rate_limit() -> None:
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
-async def test_concurrency_must_be_a_positive_whole_number(bad: object) -> None:
-    async with client_for("http://127.0.0.1:1") as lean:
-        with pytest.raises(ValueError, match="concurrency"):
-            async for _ in lean.payment_sources.sweep([customer(1)], concurrency=bad):  # type: ignore[arg-type]
-                pass
+def test_concurrency_must_be_a_positive_whole_number_when_the_sweep_is_made(bad: object) -> None:
+    lean = client_for("http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="concurrency"):
+        lean.payment_sources.sweep([customer(1)], concurrency=bad)  # type: ignore[arg-type]
 
 
-def test_a_single_string_is_not_taken_for_a_list_of_ids() -> None:
-    async def run() -> None:
-        async with client_for("http://127.0.0.1:1") as lean:
-            async for _ in lean.payment_sources.sweep(customer(1)):  # type: ignore[arg-type]
-                pass
+@pytest.mark.parametrize("bad", [customer(1), customer(1).encode(), 42])
+def test_customer_ids_must_be_an_iterable_of_ids(bad: object) -> None:
+    lean = client_for("http://127.0.0.1:1")
+    with pytest.raises(TypeError, match="iterable of ids"):
+        lean.payment_sources.sweep(bad)  # type: ignore[arg-type]
 
-    with pytest.raises(TypeError, match="not a single string"):
-        asyncio.run(run())
+
+async def test_a_progress_object_given_to_a_second_sweep_counts_that_sweep_only() -> None:
+    progress = SweepProgress()
+    async with serve(SweepServer()) as url, client_for(url) as lean:
+        await lean.payment_sources.list_many([customer(n) for n in range(5)], progress=progress)
+        await lean.payment_sources.list_many([customer(n) for n in range(3)], progress=progress)
+    assert (progress.done, progress.ok, progress.sources) == (3, 3, 3)
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ import msgspec
 
 from .._constants import DEFAULT_DELETE_REASON, DEFAULT_SWEEP_CONCURRENCY
 from .._ids import IdLike, validate_id
-from .._sweep import SweepProgress, SweepResult, run_sweep
+from .._sweep import SweepProgress, SweepResult, check_sweep, run_sweep
 from .._transport import Transport
 from ..models import PaymentSource, decode_payment_source, decode_payment_sources
 
@@ -95,6 +95,7 @@ class PaymentSources:
         loop early cancels what is in flight: wrap the sweep in
         ``contextlib.aclosing()`` to make that clean-up deterministic.
         """
+        check_sweep(customer_ids, concurrency)
         return run_sweep(
             self._list_for_sweep,
             customer_ids,
