@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from _cli import clean_env, start_cli, stop
+from _cli import clean_env, run_cli, start_cli, stop
 
 from lean_async import LeanClient
 
@@ -87,3 +87,28 @@ async def test_mock_json_gives_one_line_writes_the_ids_and_exits_0_on_sigterm(
         await stop(proc)
     assert status == 0
     assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--webhook-url", "http://127.0.0.1:9/hooks"], "--webhook-secret"),
+        (["--data", "/nonexistent/lean-data.json"], "cannot read --data"),
+        (["--customers", "-5"], "whole number >= 0"),
+    ],
+    ids=["webhook url without secret", "missing data file", "negative customers"],
+)
+async def test_mock_refuses_bad_flags_in_one_sentence(flags: list[str], says: str) -> None:
+    ran = await run_cli("mock", *flags, env=clean_env(), timeout=20)
+    assert ran.status == 2
+    assert says in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+async def test_mock_refuses_a_data_file_that_is_not_a_data_set(tmp_path: Path) -> None:
+    data = tmp_path / "data.json"
+    data.write_text('{"customers": 5}')
+    ran = await run_cli("mock", "--data", str(data), env=clean_env(), timeout=20)
+    assert ran.status == 2
+    assert "is not a saved data set" in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import msgspec
+
+from ._data import DataSet
 from ._faults import Faults, Latency
 from ._server import DEFAULT_TOKEN_TTL
 
@@ -23,13 +26,33 @@ def _latency(text: str) -> Latency:
         ) from None
 
 
+def _count(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _load(path: str) -> DataSet:
+    try:
+        return DataSet.load(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read --data {path}: {exc.strerror or exc}") from None
+    except msgspec.MsgspecError as exc:
+        raise ValueError(f"--data {path} is not a saved data set: {exc}") from None
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the fake server's flags (address, data, faults, webhooks) to ``parser``."""
     where = parser.add_argument_group("server")
     where.add_argument("--host", default="127.0.0.1")
     where.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     data = parser.add_argument_group("data")
-    data.add_argument("--customers", type=int, default=100)
+    data.add_argument("--customers", type=_count, default=100)
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--data", metavar="PATH", help="load the data set from this JSON file")
     data.add_argument("--token-ttl", type=float, default=DEFAULT_TOKEN_TTL)
@@ -54,13 +77,16 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of ``serve`` from parsed ``add_server_arguments`` flags."""
+    """The keyword arguments of ``serve`` from parsed ``add_server_arguments`` flags;
+    ValueError, in one sentence, for flags that do not fit together or a bad data file."""
+    if (args.webhook_url is None) != (args.webhook_secret is None):
+        raise ValueError("give both --webhook-url and --webhook-secret, or neither")
     return {
         "host": args.host,
         "port": args.port,
         "customers": args.customers,
         "seed": args.seed,
-        "data": args.data,
+        "data": None if args.data is None else _load(args.data),
         "token_ttl": args.token_ttl,
         "delete_status": args.delete_status,
         "unknown_customer_404": args.unknown_customer_404,
