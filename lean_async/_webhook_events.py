@@ -78,13 +78,10 @@ class PaymentSourceUpdated(_PaymentSourceUpdatedFields, kw_only=True, frozen=Tru
 
 
 WebhookPayload: TypeAlias = (
-    PaymentSourceCreated
-    | PaymentSourceUpdated
-    | BeneficiaryCreated
-    | BeneficiaryUpdated
-    | dict[str, Any]
+    PaymentSourceCreated | PaymentSourceUpdated | BeneficiaryCreated | BeneficiaryUpdated | Any
 )
-"""Every payload type: a struct for a known event type, the raw ``dict`` otherwise."""
+"""Every payload type: a struct for a known event type, otherwise the raw JSON as it came
+(usually a ``dict``; any JSON value is kept, never rejected)."""
 
 
 class WebhookEvent(msgspec.Struct, kw_only=True, frozen=True):
@@ -116,6 +113,7 @@ class _EventType(msgspec.Struct):
 
 _TYPE_DECODER = msgspec.json.Decoder(_EventType)
 _RAW_DECODER = msgspec.json.Decoder(_Envelope[dict[str, Any]])
+_UNKNOWN_DECODER = msgspec.json.Decoder(_Envelope[Any])
 _DECODERS: dict[str, msgspec.json.Decoder[_Envelope[Any]]] = {
     EventType.PAYMENT_SOURCE_CREATED.value: msgspec.json.Decoder(_Envelope[PaymentSourceCreated]),
     EventType.PAYMENT_SOURCE_UPDATED.value: msgspec.json.Decoder(
@@ -131,7 +129,7 @@ def decode_event(body: bytes) -> WebhookEvent:
     """Decode a webhook body WITHOUT checking its signature (for callers who verified it
     elsewhere); raises DecodeError saying where the body does not fit."""
     event_type = _decode(_TYPE_DECODER, body, _WHAT).type
-    envelope: _Envelope[Any] = _decode(_DECODERS.get(event_type, _RAW_DECODER), body, _WHAT)
+    envelope: _Envelope[Any] = _decode(_DECODERS.get(event_type, _UNKNOWN_DECODER), body, _WHAT)
     payload = envelope.payload
     if isinstance(payload, _PaymentSourceUpdatedFields):
         raw = _decode(_RAW_DECODER, body, _WHAT).payload
