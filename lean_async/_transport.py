@@ -157,6 +157,7 @@ class Transport:
             jitter=None,
             giveup=_give_up,
             on_backoff=_log_retry,
+            on_giveup=_log_give_up,
             raise_on_giveup=True,
             logger=None,
         )(self._attempt)
@@ -406,4 +407,15 @@ def _log_retry(details: Any) -> None:
         details["tries"],
         # For counting retries by cause without parsing the message.
         extra={"retry_cause": cause},
+    )
+
+
+def _log_give_up(details: Any) -> None:
+    call: _Call = details["args"][0]
+    logger.debug(
+        "%s %s failed after %d attempt(s): %s",
+        call.method,
+        call.path,
+        details["tries"],
+        details.get("exception"),
     )

@@ -14,8 +14,8 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import msgspec
 
+from ._json import decode_json
 from ._webhook_signature import verify_signature
-from .models import _decode
 
 
 class EventType(str, enum.Enum):
@@ -128,11 +128,11 @@ _WHAT = "the webhook event"
 def decode_event(body: bytes) -> WebhookEvent:
     """Decode a webhook body WITHOUT checking its signature (for callers who verified it
     elsewhere); raises DecodeError saying where the body does not fit."""
-    event_type = _decode(_TYPE_DECODER, body, _WHAT).type
-    envelope: _Envelope[Any] = _decode(_DECODERS.get(event_type, _UNKNOWN_DECODER), body, _WHAT)
+    event_type = decode_json(_TYPE_DECODER, body, _WHAT).type
+    envelope: _Envelope[Any] = decode_json(_DECODERS.get(event_type, _UNKNOWN_DECODER), body, _WHAT)
     payload = envelope.payload
     if isinstance(payload, _PaymentSourceUpdatedFields):
-        raw = _decode(_RAW_DECODER, body, _WHAT).payload
+        raw = decode_json(_RAW_DECODER, body, _WHAT).payload
         payload = PaymentSourceUpdated(**msgspec.structs.asdict(payload), raw=raw)
     timestamp = envelope.timestamp
     if timestamp.tzinfo is None:

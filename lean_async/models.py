@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
-from ._exceptions import DecodeError
+from ._json import decode_json
 
 __all__ = [
     "Account",
@@ -137,37 +137,21 @@ def _mask(value: str | None) -> str | None:
     return "*" * max(len(value) - 4, 0) + value[-4:]
 
 
-_T = TypeVar("_T")
-
 _LIST_DECODER = msgspec.json.Decoder(list[PaymentSource])
 _ONE_DECODER = msgspec.json.Decoder(PaymentSource)
 _TOKEN_DECODER = msgspec.json.Decoder(AccessToken)
 
 
-def _decode(decoder: msgspec.json.Decoder[_T], data: bytes, what: str) -> _T:
-    try:
-        return decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise DecodeError(f"{what} is not of the expected shape: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise DecodeError(f"{what} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise DecodeError(f"{what} is nested too deeply") from None
-    except UnicodeDecodeError:
-        # msgspec checks UTF-8 only where it decodes a string, and raises this there.
-        raise DecodeError(f"{what} is not valid UTF-8") from None
-
-
 def decode_payment_sources(data: bytes) -> list[PaymentSource]:
     """Decode a list response (a bare JSON array); raises DecodeError."""
-    return _decode(_LIST_DECODER, data, "the payment source list")
+    return decode_json(_LIST_DECODER, data, "the payment source list")
 
 
 def decode_payment_source(data: bytes) -> PaymentSource:
     """Decode one payment source; raises DecodeError."""
-    return _decode(_ONE_DECODER, data, "the payment source")
+    return decode_json(_ONE_DECODER, data, "the payment source")
 
 
 def decode_access_token(data: bytes) -> AccessToken:
     """Decode an OAuth2 token answer; raises DecodeError without echoing the body."""
-    return _decode(_TOKEN_DECODER, data, "the token response")
+    return decode_json(_TOKEN_DECODER, data, "the token response")

@@ -52,7 +52,7 @@ async def test_each_exchange_is_logged_at_debug_with_its_details(
     caplog.set_level(logging.DEBUG, logger="lean_async")
     with pytest.raises(LeanError):
         await make_client().payment_sources.list(CUSTOMER_ID)
-    [record] = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    [record] = [r for r in caplog.records if r.levelno == logging.DEBUG and " -> " in r.msg]
     assert record.name == "lean_async"
     message = record.getMessage()
     for part in ("GET", LIST_PATH, "404", "attempt 1", "corr-77", " ms"):
@@ -78,6 +78,18 @@ async def test_retry_records_carry_their_cause_for_counting(
     await make_client().payment_sources.list(CUSTOMER_ID)
     causes = [getattr(r, "retry_cause", None) for r in caplog.records if r.levelno == logging.INFO]
     assert causes == ["HTTP 503", "APIConnectionError"]
+
+
+async def test_a_call_that_gives_up_says_so_at_debug(
+    server: LocalServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(LIST_PATH, drop_connection(), drop_connection(), drop_connection())
+    caplog.set_level(logging.DEBUG, logger="lean_async")
+    with pytest.raises(LeanError):
+        await make_client(max_retries=2).payment_sources.list(CUSTOMER_ID)
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert sum("connection failed" in m and "(attempt" in m for m in messages) == 3
+    assert any("failed after 3 attempt(s)" in m for m in messages)
 
 
 async def test_nothing_is_logged_above_debug_for_a_clean_call(
