@@ -21,7 +21,7 @@ lint: $(READY)
 	$(BIN)/mypy lean_async
 
 bench: $(READY)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --save
 
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
