@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from .._runner import event_loop_runner
 
 __all__ = ["Interrupted", "run"]
 
@@ -26,10 +27,7 @@ class Interrupted(Exception):
 def run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run ``main()`` to its exit status. SIGINT and SIGTERM cancel it, so that its
     ``finally`` blocks run, and then raise ``Interrupted``."""
-    runner: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
-    with contextlib.suppress(ImportError):
-        runner = importlib.import_module("uvloop").run  # the "speed" extra
-    return runner(_stoppable(main))
+    return event_loop_runner()(_stoppable(main))
 
 
 async def _stoppable(main: Callable[[], Coroutine[Any, Any, int]]) -> int:

@@ -10,8 +10,7 @@ from typing import Any
 import msgspec
 
 from ..testing import FakeLean, serve
-from ..testing.__main__ import describe
-from ..testing._cli import add_server_arguments, server_options
+from ..testing._cli import add_server_arguments, describe, server_options
 from . import CommandError, UsageError
 
 __all__ = ["add_parser"]

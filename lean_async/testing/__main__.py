@@ -7,29 +7,14 @@ that starts it as a separate process.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import importlib
 import sys
-from typing import Any
 
 import msgspec
 
-from ._cli import add_server_arguments, server_options
+from .._runner import event_loop_runner
+from ._cli import add_server_arguments, describe, server_options
 from ._server import FakeLean, serve
-
-
-def describe(server: FakeLean) -> dict[str, Any]:
-    """What a caller needs to reach ``server``."""
-    return {
-        "url": server.url,
-        "token_url": server.token_url,
-        "app_token": server.app_token,
-        "client_id": server.client_id,
-        "client_secret": server.client_secret,
-        "customers": len(server.customer_ids),
-        "faults": server.faults.describe(),
-    }
 
 
 def _print_ready(server: FakeLean) -> None:
@@ -56,11 +41,8 @@ def main(argv: list[str] | None = None) -> None:
             server.save_data(args.save_data)
         _print_ready(server)
 
-    run: Any = asyncio.run
-    with contextlib.suppress(ImportError):
-        run = importlib.import_module("uvloop").run  # the "speed" extra
     with contextlib.suppress(KeyboardInterrupt):
-        run(serve(**options, ready=ready))
+        event_loop_runner()(serve(**options, ready=ready))
 
 
 if __name__ == "__main__":

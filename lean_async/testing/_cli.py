@@ -10,9 +10,9 @@ import msgspec
 
 from ._data import DataSet
 from ._faults import Faults, Latency
-from ._server import DEFAULT_TOKEN_TTL
+from ._server import DEFAULT_TOKEN_TTL, FakeLean
 
-__all__ = ["add_server_arguments", "server_options"]
+__all__ = ["add_server_arguments", "describe", "server_options"]
 
 
 def _latency(text: str) -> Latency:
@@ -106,4 +106,17 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
             slow_body_delay=args.slow_body_delay,
             seed=args.fault_seed,
         ),
+    }
+
+
+def describe(server: FakeLean) -> dict[str, Any]:
+    """What a caller needs to reach ``server``."""
+    return {
+        "url": server.url,
+        "token_url": server.token_url,
+        "app_token": server.app_token,
+        "client_id": server.client_id,
+        "client_secret": server.client_secret,
+        "customers": len(server.customer_ids),
+        "faults": server.faults.describe(),
     }
