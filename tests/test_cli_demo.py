@@ -19,7 +19,10 @@ async def test_demo_sweeps_a_fake_server_and_accounts_for_every_customer(tmp_pat
     assert {"not-a-customer-id", "12345"} <= failed.keys()
     assert "Every one of the 3,003 customers is accounted for in demo-output.jsonl" in ran.stdout
     assert "3003 customers (" in ran.stderr
-    assert "failed: 2 InvalidIdError, 1 CUSTOMER_NOT_FOUND" in ran.stderr
+    # The planted failures; with 3% server errors a customer may also, rarely, fail on its
+    # third 5xx in a row, which the summary then shows too.
+    [failures] = [line for line in ran.stderr.splitlines() if line.startswith("failed: ")]
+    assert "2 InvalidIdError" in failures and "1 CUSTOMER_NOT_FOUND" in failures
     assert "retried: " in ran.stderr
 
 
