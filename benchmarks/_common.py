@@ -149,9 +149,21 @@ async def measure(work: Awaitable[T]) -> tuple[T, float, float]:
 
 
 def rotated(items: Sequence[T], turn: int) -> list[T]:
-    """``items`` rotated by ``turn``, so that each takes every position in turn."""
-    shift = turn % len(items)
-    return [*items[shift:], *items[:shift]]
+    """The order of ``items`` for round ``turn``: a row of a balanced Latin square (Williams
+    design), so that over len(items) rounds each item takes every position once and, for an
+    even number of items, follows every other item once. A plain rotation would keep each
+    item's predecessor the same in every round, and so favour whoever follows the lightest
+    run."""
+    n = len(items)
+    first = [0]  # the first row: 0, 1, n-1, 2, n-2, ...
+    low, high = 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    return [items[(index + turn) % n] for index in first]
 
 
 def median(values: Sequence[float]) -> float:

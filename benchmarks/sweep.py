@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -28,10 +29,11 @@ WARM_UP = 500  # customers fetched by each variant before the clock starts
 # run takes seconds, not minutes; its figures are per customer like the others'.
 HTTPX_CUSTOMERS = 4_000
 DEFAULT_CONCURRENCY = 50
-# One round per variant: a full rotation puts each variant in each position once (after
-# httpx's heavy run, first in a round...), so no variant is favoured by its place.
+# One round per variant: the orders form a balanced Latin square, so each variant takes each
+# place once and follows each other variant once (the run after httpx's is a slow place).
 DEFAULT_ROUNDS = len(VARIANTS)
 SERVER_WARM_UP = 5_000
+SETTLE_SECONDS = 1.0
 SEED = 7
 
 
@@ -207,6 +209,8 @@ def run(
                             *("--limit", str(limit)),
                         )
                         by_variant[variant].append(result)
+                        # Let the server finish with the last client's connections first.
+                        time.sleep(SETTLE_SECONDS)
                         log(
                             f"sweep {loop} round {turn + 1}/{rounds} {variant}: "
                             f"{limit / result['wall']:.0f}/s, "

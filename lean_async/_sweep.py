@@ -209,7 +209,6 @@ class _Item:
         self.strikes = 0  # 429s in a row with no progress of the sweep in between
 
 
-_Fetching = asyncio.Future["list[PaymentSource]"]
 _END = object()
 
 
@@ -229,72 +228,146 @@ async def run_sweep(
     check_sweep(customer_ids, concurrency)
     stats = progress if progress is not None else SweepProgress()
     stats.start(concurrency)
-    loop = asyncio.get_running_loop()
-    control = _Congestion(concurrency, policy, loop.time)
-    next_id = _next_id(customer_ids)
-    # An async input is read by a task awaited alongside the requests, so that a slow
-    # input never holds back results that are already done.
-    pull = _async_puller(customer_ids)
-    pulling: asyncio.Task[Any] | None = None
-    retry_queue: deque[_Item] = deque()
-    # Each request's task, with its customer and its number among those started.
-    pending: dict[_Fetching, tuple[_Item, int]] = {}
-    completed: deque[_Fetching] = deque()
-    wake: list[asyncio.Future[None]] = []  # the waiting generator's future, if any
-    exhausted = False
-
-    def wake_up(_: object = None) -> None:
-        if wake and not wake[0].done():
-            wake[0].set_result(None)
-
-    def on_done(task: _Fetching) -> None:
-        completed.append(task)
-        wake_up()
-
+    run = _Run(fetch, customer_ids, concurrency, policy, stats)
     try:
-        while True:
-            # Fill up to the current limit, requeued customers first.
-            while len(pending) < control.limit:
-                if control.ready_at and loop.time() < control.ready_at:
-                    break
-                if retry_queue:
-                    item = retry_queue.popleft()
-                elif not exhausted:
-                    if pull is None:
-                        customer_id = next_id()
-                    else:
-                        if pulling is None:
-                            pulling = loop.create_task(pull())
-                            pulling.add_done_callback(wake_up)
-                        if not pulling.done():
-                            break
-                        customer_id, pulling = pulling.result(), None
-                    if customer_id is _END:
-                        exhausted = True
-                        break
-                    item = _Item(customer_id, stats.ok)
-                else:
-                    break
-                task = _start(loop, fetch, item.customer_id)
-                task.add_done_callback(on_done)
-                pending[task] = item, control.started()
-            stats.in_flight = len(pending)
-            stats.concurrency = control.limit
+        async for result in run.results():
+            yield result
+    finally:
+        stats.finished_at = time.monotonic()
+        stats.in_flight = 0
+        await run.stop()
 
-            if completed:
-                task = completed.popleft()
-                item, started_as = pending.pop(task)
-                error = task.exception()
-                if error is None:
-                    sources = task.result()
+
+_Job = tuple[_Item, int]  # a customer to fetch, and its number among the requests started
+# A job's outcome: its sources, or the error that ended it.
+_Outcome = tuple[_Item, int, "list[PaymentSource] | None", "LeanError | None"]
+
+
+class _Run:
+    """One sweep: ``concurrency`` worker tasks fetch, this generator hands out the work and
+    turns outcomes into results.
+
+    A worker that has just finished takes the next customer itself when the limit allows
+    (no hand-over, no task per customer); otherwise it parks until the generator hands it
+    one. Customers taken but not yet yielded never number more than the limit plus one.
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        customer_ids: Iterable[Any] | AsyncIterable[Any],
+        concurrency: int,
+        policy: RetryPolicy,
+        stats: SweepProgress,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._fetch = fetch
+        self._policy = policy
+        self._stats = stats
+        self._control = _Congestion(concurrency, policy, self._loop.time)
+        self._next_id = _next_id(customer_ids)
+        # An async input is read by a task awaited alongside the requests, so that a slow
+        # input never holds back results that are already done.
+        self._pull = _async_puller(customer_ids)
+        self._pulling: asyncio.Task[Any] | None = None
+        self._exhausted = False
+        self._retry_queue: deque[_Item] = deque()
+        self._in_flight = 0
+        self._done: deque[_Outcome] = deque()
+        self._parked: deque[asyncio.Future[_Job | None]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._crashed: BaseException | None = None
+        self._workers = [self._loop.create_task(self._work()) for _ in range(concurrency)]
+        for worker in self._workers:
+            worker.add_done_callback(self._worker_ended)
+
+    def _wake(self, _: object = None) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _worker_ended(self, worker: asyncio.Task[None]) -> None:
+        if not worker.cancelled() and worker.exception() is not None:
+            self._crashed = worker.exception()  # not a LeanError: a bug, or the input failed
+            self._wake()
+
+    def _take(self, slack: int) -> _Job | None:
+        """The next customer to fetch, if the limit, a pause and the input allow one."""
+        control = self._control
+        if self._in_flight + len(self._done) >= control.limit + slack:
+            return None
+        if control.ready_at and self._loop.time() < control.ready_at:
+            return None
+        if self._retry_queue:
+            item = self._retry_queue.popleft()
+        elif self._exhausted:
+            return None
+        else:
+            if self._pull is None:
+                customer_id = self._next_id()
+            else:
+                pulling = self._pulling
+                if pulling is None:
+                    self._pulling = pulling = self._loop.create_task(self._pull())
+                    pulling.add_done_callback(self._wake)
+                if not pulling.done():
+                    return None
+                self._pulling = None
+                customer_id = pulling.result()
+            if customer_id is _END:
+                self._exhausted = True
+                return None
+            item = _Item(customer_id, self._stats.ok)
+        self._in_flight += 1
+        return item, control.started()
+
+    async def _work(self) -> None:
+        job: _Job | None = None
+        while True:
+            if job is None:
+                parked: asyncio.Future[_Job | None] = self._loop.create_future()
+                self._parked.append(parked)
+                self._wake()  # the generator may be waiting for an idle worker
+                job = await parked
+                if job is None:
+                    return
+            item, started_as = job
+            try:
+                sources = await self._fetch(item.customer_id)
+                outcome: _Outcome = (item, started_as, sources, None)
+            except LeanError as error:
+                outcome = (item, started_as, None, error)
+            self._in_flight -= 1
+            self._done.append(outcome)
+            self._wake()
+            # Only a sync input is read here; an async one is read by its own task.
+            job = self._take(slack=1) if self._pull is None else None
+
+    def _hand_out(self) -> None:
+        while self._parked:
+            job = self._take(slack=0)
+            if job is None:
+                return
+            self._parked.popleft().set_result(job)
+
+    async def results(self) -> AsyncGenerator[SweepResult[Any], None]:
+        stats, control, policy = self._stats, self._control, self._policy
+        while True:
+            self._hand_out()
+            if self._crashed is not None:
+                raise self._crashed
+            stats.in_flight = self._in_flight
+            stats.concurrency = control.limit
+            if self._done:
+                item, started_as, sources, error = self._done.popleft()
+                if sources is not None:
                     control.on_success()
                     stats.done += 1
                     stats.ok += 1
                     stats.sources += len(sources)
                     yield SweepResult(item.customer_id, sources, None)
                     continue
-                if not isinstance(error, LeanError):
-                    raise error
+                assert error is not None
                 if isinstance(error, RateLimitError):
                     # Every 429 slows the sweep down, whether or not the customer goes back.
                     stats.rate_limited += 1
@@ -303,58 +376,52 @@ async def run_sweep(
                         honoured = None  # that customer fails; the sweep only backs off
                     control.on_rate_limited(started_as, honoured)
                     if _requeue(item, error, stats.ok, policy):
-                        retry_queue.append(item)
+                        self._retry_queue.append(item)
                         continue
                 stats.done += 1
                 stats.failed += 1
                 stats.errors[error_kind(error)] += 1
                 yield SweepResult(item.customer_id, None, error)
                 continue
-
-            if not pending and pulling is None:
-                if exhausted and not retry_queue:
-                    return
-                # Nothing in flight: only a pause holds the next customers back.
-                await asyncio.sleep(max(control.ready_at - loop.time(), 0.0))
-                continue
-
-            waiter = loop.create_future()
-            wake.append(waiter)
-            timer = None
-            ready_at = control.ready_at
+            waiting_for_input = self._pulling is not None
             if (
-                len(pending) < control.limit
-                and (retry_queue or not exhausted)
-                and loop.time() < ready_at
+                self._exhausted
+                and not self._retry_queue
+                and self._in_flight == 0
+                and not waiting_for_input
             ):
-                timer = loop.call_at(ready_at, wake_up)
-            try:
-                await waiter
-            finally:
-                wake.clear()
-                if timer is not None:
-                    timer.cancel()
-    finally:
-        stats.finished_at = time.monotonic()
-        stats.in_flight = 0
-        unfinished: list[asyncio.Future[Any]] = [*pending]
-        if pulling is not None:
-            unfinished.append(pulling)
-        if unfinished:
-            for future in unfinished:
-                future.cancel()
-            await asyncio.gather(*unfinished, return_exceptions=True)
+                return
+            await self._wait()
 
+    async def _wait(self) -> None:
+        """Until a worker finishes, the input gives an id, or a pause ends."""
+        waiter = self._waiter = self._loop.create_future()
+        timer = None
+        if (
+            self._parked
+            and self._in_flight + len(self._done) < self._control.limit
+            and (self._retry_queue or (not self._exhausted and self._pulling is None))
+        ):
+            # Idle workers and work for them: only a pause (or pacing) holds them back. The
+            # timer is set even if that pause has just ended (the clock moved on since it
+            # was checked), or nothing would ever wake this generator again.
+            ready_at = max(self._control.ready_at, self._loop.time())
+            timer = self._loop.call_at(ready_at, self._wake)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
-def _start(loop: asyncio.AbstractEventLoop, fetch: Fetch, customer_id: Any) -> _Fetching:
-    """The request for one customer, as a task; a failure before any I/O (an invalid id)
-    as a future already failed, so that every outcome takes the same way."""
-    try:
-        return loop.create_task(fetch(customer_id))
-    except LeanError as error:
-        failed: _Fetching = loop.create_future()
-        failed.set_exception(error)
-        return failed
+    async def stop(self) -> None:
+        """Cancel what is in flight and wait until every worker has ended."""
+        unfinished: list[asyncio.Future[Any]] = [*self._workers]
+        if self._pulling is not None:
+            unfinished.append(self._pulling)
+        for future in unfinished:
+            future.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
 
 
 def _requeue(item: _Item, error: RateLimitError, successes: int, policy: RetryPolicy) -> bool:
