@@ -240,7 +240,10 @@ async def test_a_malformed_status_line_leaves_no_secret_in_the_exception_chain(
             await client.payment_sources.list(CUSTOMER_ID)
     said = _everything_said(caplog, info.value)
     assert APP_TOKEN not in said
-    assert info.value.__context__ is None
+    # aiohttp's ClientResponseError keeps the request's headers in its request info: it
+    # must not hang off the library's error (Python 3.10 may still chain aiohttp's inner,
+    # header-less HttpProcessingError as the context).
+    assert not any(hasattr(exc, "request_info") for exc in _every_exception(info.value))
 
 
 def test_rich_representations_mask_account_numbers_ibans_and_tokens() -> None:
