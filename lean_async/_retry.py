@@ -107,10 +107,13 @@ def retry_waits(
         retry_number += 1
 
 
-def give_up(policy: RetryPolicy) -> Callable[[Exception], bool]:
-    """backoff's ``giveup`` predicate for ``policy``."""
+def give_up(policy: RetryPolicy, *, retry_rate_limited: bool = True) -> Callable[[Exception], bool]:
+    """backoff's ``giveup`` predicate for ``policy``; without ``retry_rate_limited`` a 429
+    is final (the sweep handles 429s itself: it slows down and requeues the customer)."""
 
     def _give_up(exc: Exception) -> bool:
+        if not retry_rate_limited and isinstance(exc, APIError) and exc.status_code == 429:
+            return True
         return not should_retry(exc, policy)
 
     return _give_up

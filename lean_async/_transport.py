@@ -120,7 +120,6 @@ class Transport:
         self._max_response_bytes = max_response_bytes
         self._session = session
         self._owns_session = session is None
-        self._ssl = ssl
         self.rate_limiter = rate_limiter
         self._closed = False
         self._base_headers: Headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -143,19 +142,12 @@ class Transport:
 
     def _with_retries(self, *, retry_rate_limited: bool) -> Callable[[_Call], Any]:
         policy = self.retry
-        should_give_up = give_up(policy)
-
-        def _give_up(exc: Exception) -> bool:
-            if not retry_rate_limited and getattr(exc, "status_code", None) == 429:
-                return True
-            return should_give_up(exc)
-
         return backoff.on_exception(
             lambda: retry_waits(policy),
             LeanError,
             max_tries=policy.max_retries + 1,
             jitter=None,
-            giveup=_give_up,
+            giveup=give_up(policy, retry_rate_limited=retry_rate_limited),
             on_backoff=_log_retry,
             on_giveup=_log_give_up,
             raise_on_giveup=True,
@@ -351,8 +343,8 @@ class Transport:
     async def fetch_token(self, scope: str, *, retry: bool = True) -> AccessToken:
         """Client-credentials token for ``scope``; with the client's retries, or one attempt."""
         creds = self._credentials
-        if creds.client_id is None or creds.client_secret is None:
-            raise LeanError("customer tokens need client_id= and client_secret= credentials")
+        # Only client credentials reach here: customer_token() and make_auth() see to it.
+        assert creds.client_id is not None and creds.client_secret is not None
         body = urlencode(
             {
                 "client_id": creds.client_id,

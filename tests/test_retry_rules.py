@@ -18,7 +18,13 @@ from lean_async import (
     RetryPolicy,
     ServerError,
 )
-from lean_async._retry import backoff_delay, parse_retry_after, retry_waits, should_retry
+from lean_async._retry import (
+    backoff_delay,
+    give_up,
+    parse_retry_after,
+    retry_waits,
+    should_retry,
+)
 
 NOW = 1_700_000_000.0  # a fixed "current" Unix time for HTTP-date cases
 POLICY = RetryPolicy()
@@ -62,6 +68,13 @@ def _api_error(status: int, retry_after: float | None = None) -> APIError:
 )
 def test_should_retry_follows_the_table(exc: BaseException, retried: bool) -> None:
     assert should_retry(exc, POLICY) is retried
+
+
+def test_without_rate_limit_retries_a_429_is_final_and_a_503_is_not() -> None:
+    sweep_give_up = give_up(POLICY, retry_rate_limited=False)
+    assert sweep_give_up(_api_error(429))
+    assert not sweep_give_up(_api_error(503))
+    assert not give_up(POLICY)(_api_error(429))
 
 
 def test_should_retry_respects_a_policy_with_a_lower_retry_after_ceiling() -> None:
