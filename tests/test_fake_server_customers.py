@@ -222,6 +222,7 @@ HOSTILE = [
     ";x=1",
     "\\",
     "destinations",
+    "payment-sources",
     "x" * 255,
 ]
 
