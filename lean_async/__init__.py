@@ -26,7 +26,9 @@ from ._paging import Pager
 from ._retry import RetryPolicy
 from ._sweep import SweepProgress, SweepResult
 from ._version import __version__
-from .models import (
+from .resources.payment_sources import DeleteReason
+from .types import Customer, PaymentDestination, PaymentDestinationStatus
+from .types.payment_sources import (
     AccessToken,
     Account,
     Beneficiary,
@@ -36,8 +38,6 @@ from .models import (
     decode_payment_source,
     decode_payment_sources,
 )
-from .resources.payment_sources import DeleteReason
-from .types import Customer, PaymentDestination, PaymentDestinationStatus
 
 __all__ = [
     "APIConnectionError",

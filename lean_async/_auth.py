@@ -19,7 +19,7 @@ from ._constants import (
     TOKEN_REFRESH_MAX_MARGIN,
 )
 from ._exceptions import ClientClosedError, ConfigurationError
-from .models import AccessToken
+from .types.payment_sources import AccessToken
 
 Headers = Mapping[str, str]
 FetchToken = Callable[[str], Awaitable[AccessToken]]

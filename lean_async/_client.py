@@ -32,10 +32,10 @@ from ._ids import IdLike, validate_id
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
 from ._transport import Transport
-from .models import AccessToken
 from .resources.customers import Customers
 from .resources.payment_destinations import PaymentDestinations
 from .resources.payment_sources import PaymentSources
+from .types.payment_sources import AccessToken
 
 __all__ = ["LeanClient"]
 

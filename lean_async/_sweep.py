@@ -31,7 +31,7 @@ from ._constants import (
 )
 from ._exceptions import LeanError, RateLimitError
 from ._retry import RetryPolicy, backoff_delay
-from .models import PaymentSource
+from .types.payment_sources import PaymentSource
 
 __all__ = ["SweepProgress", "SweepResult", "run_sweep"]
 

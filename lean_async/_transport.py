@@ -35,7 +35,7 @@ from ._exceptions import (
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, give_up, parse_retry_after, retry_waits
 from ._version import __version__
-from .models import AccessToken, decode_access_token
+from .types.payment_sources import AccessToken, decode_access_token
 
 logger = logging.getLogger(LOGGER_NAME)
 

@@ -216,3 +216,14 @@ def test_malformed_token_response_error_does_not_echo_the_body() -> None:
     with pytest.raises(DecodeError) as info:
         decode_access_token(b'{"access_token": "eyJ-secret" "expires_in": 3599}')
     assert "eyJ-secret" not in str(info.value)
+
+
+def test_the_models_keep_their_old_address() -> None:
+    import lean_async.models
+    from lean_async.types import payment_sources
+
+    for name in lean_async.models.__all__:
+        assert getattr(lean_async.models, name) is getattr(payment_sources, name)
+    assert lean_async.models.PaymentSource is lean_async.PaymentSource
+    # Anything else the module defines, too.
+    assert lean_async.models._mask is payment_sources._mask

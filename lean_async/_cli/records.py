@@ -18,7 +18,7 @@ import msgspec
 
 from .._exceptions import APIError, LeanError
 from .._sweep import SweepResult
-from ..models import PaymentSource
+from ..types.payment_sources import PaymentSource
 
 __all__ = ["CSV", "FORMATS", "JSONL", "ErrorInfo", "Format", "Record", "format_named"]
 

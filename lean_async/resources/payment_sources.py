@@ -13,8 +13,8 @@ from .._constants import DEFAULT_DELETE_REASON, DEFAULT_SWEEP_CONCURRENCY
 from .._ids import IdLike, validate_id
 from .._sweep import SweepProgress, SweepResult, check_sweep, run_sweep
 from .._transport import Transport
-from ..models import PaymentSource, decode_payment_source, decode_payment_sources
 from ..types.customers import Customer
+from ..types.payment_sources import PaymentSource, decode_payment_source, decode_payment_sources
 
 __all__ = ["DeleteReason", "PaymentSources"]
 

@@ -13,7 +13,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from .._constants import APP_TOKEN_HEADER
-from ..models import PaymentSource
+from ..types.payment_sources import PaymentSource
 from ._customers import customer_routes
 from ._data import DataSet, is_uuid
 from ._destinations import destination_routes

@@ -16,15 +16,15 @@ import msgspec
 
 from .._exceptions import InvalidIdError
 from .._ids import validate_id
-from ..models import (
+from ..types.customers import Customer
+from ..types.payment_destinations import PaymentDestination, PaymentDestinationStatus
+from ..types.payment_sources import (
     Account,
     Beneficiary,
     BeneficiaryStatus,
     PaymentSource,
     PaymentSourceStatus,
 )
-from ..types.customers import Customer
-from ..types.payment_destinations import PaymentDestination, PaymentDestinationStatus
 
 __all__ = [
     "BANKS",

@@ -15,8 +15,8 @@ import msgspec
 from aiohttp import web
 
 from .._client import LeanClient
-from ..models import BeneficiaryStatus, PaymentSource, PaymentSourceStatus
 from ..types.customers import Customer
+from ..types.payment_sources import BeneficiaryStatus, PaymentSource, PaymentSourceStatus
 from ._app import TOKEN_PATH, LeanApp
 from ._data import BANKS_BY_ID, DataSet, new_payment_source
 from ._faults import Faults

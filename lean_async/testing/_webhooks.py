@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from ..models import Beneficiary, PaymentSource
+from ..types.payment_sources import Beneficiary, PaymentSource
 from ..webhooks import SIGNATURE_HEADER, sign
 from ._data import BANKS_BY_ID
 

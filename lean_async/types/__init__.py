@@ -7,13 +7,31 @@ from .payment_destinations import (
     decode_payment_destination,
     decode_payment_destinations,
 )
+from .payment_sources import (
+    AccessToken,
+    Account,
+    Beneficiary,
+    BeneficiaryStatus,
+    PaymentSource,
+    PaymentSourceStatus,
+    decode_payment_source,
+    decode_payment_sources,
+)
 
 __all__ = [
+    "AccessToken",
+    "Account",
+    "Beneficiary",
+    "BeneficiaryStatus",
     "Customer",
     "PaymentDestination",
     "PaymentDestinationStatus",
+    "PaymentSource",
+    "PaymentSourceStatus",
     "decode_customer",
     "decode_customer_page",
     "decode_payment_destination",
     "decode_payment_destinations",
+    "decode_payment_source",
+    "decode_payment_sources",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from .._json import decode_json
-from ..models import _mask
+from .payment_sources import _mask
 
 __all__ = [
     "PaymentDestination",

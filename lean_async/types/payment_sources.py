@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from ._json import decode_json
+from .._json import decode_json
 
 __all__ = [
     "Account",
