@@ -44,7 +44,9 @@ class ClientClosedError(LeanError, RuntimeError):
 
 
 class InvalidIdError(LeanError, ValueError):
-    """A customer or payment source id is not a UUID; nothing was sent."""
+    """An id that goes into a URL path is malformed (a customer, payment source or
+    destination id that is not a UUID, an app_user_id not of 1-255 characters); nothing
+    was sent."""
 
 
 class APIConnectionError(LeanError):
