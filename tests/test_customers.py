@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import pytest
 from _postman import CREATE_CUSTOMER, CUSTOMER_ALREADY_EXISTS, GET_CUSTOMER, LIST_CUSTOMERS
 from _samples import CUSTOMER_ID
-from _server import LocalServer, reply
+from _server import LocalServer, drop_connection, reply
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
@@ -225,3 +225,15 @@ def test_every_app_user_id_is_one_segment_that_decodes_back_to_itself(app_user_i
     assert "/" not in segment and "?" not in segment and "#" not in segment
     assert segment not in (".", "..")
     assert set(segment) <= SEGMENT_CHARACTERS
+
+
+async def test_get_or_create_whose_create_answer_was_lost_finds_the_customer_it_made(
+    server: LocalServer, make_client: Callable[..., LeanClient]
+) -> None:
+    # The first create reached Lean but its answer was lost; the retry is told 409.
+    server.script("/customers/v1/", drop_connection(), reply(409, body=CUSTOMER_ALREADY_EXISTS))
+    server.script(
+        "/customers/v1/app-user-id/lean_app_user_id_1", reply(json_body=json.loads(GET_CUSTOMER))
+    )
+    assert await make_client().customers.get_or_create("lean_app_user_id_1") == POSTMAN_CUSTOMER
+    assert [r.method for r in server.requests] == ["POST", "POST", "GET"]
