@@ -133,10 +133,10 @@ class Pager(Generic[T]):
     """Every item of a paged listing, one page requested at a time as iteration needs it.
 
     ``async for item in pager`` walks the listing from page 0 (each ``async for`` starts a
-    new walk). An item whose ``key`` was already yielded by this walk is skipped: the
-    walk keeps every key it yielded, about 130 bytes per item for a 36-character id
-    string (130 MB per million items; 45 of them when the caller keeps the items too),
-    freed when the walk ends. A page that fails
+    new walk; ``page`` and ``pages_read`` describe the latest). An item whose ``key`` was
+    already yielded by this walk is skipped: the walk keeps every key it yielded, about
+    130 bytes per item for a 36-character id string (130 MB per million items; 45 of them
+    when the caller keeps the items too), freed when the walk ends. A page that fails
     after the client's retries raises from the loop.
     """
 
@@ -168,6 +168,7 @@ class Pager(Generic[T]):
         cursor = PageCursor(self._page_size)
         key = self._key
         seen: set[Hashable] = set()
+        self.page, self.pages_read = None, 0
         while not cursor.done:
             page = await self._fetch_page(cursor.params(self._style))
             self.page = page.page

@@ -241,6 +241,10 @@ async def test_pager_reads_every_page_once_and_stops_at_the_last(
     assert listing.asked == [(n, page_size) for n in range(pages)]
     assert pager.total_elements == count
     assert pager.pages_read == pages
+    # Another walk starts again from page 0, with its own count.
+    assert await _ids(pager) == listing.items
+    assert pager.pages_read == pages
+    assert listing.asked == [(n, page_size) for n in range(pages)] * 2
 
 
 @pytest.mark.parametrize("silent", [False, True], ids=["reported-cap", "silent-cap"])
