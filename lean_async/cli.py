@@ -1,5 +1,5 @@
-"""The ``lean-async`` command line: ``sweep``, ``list``, ``get``, ``delete``, ``mock``,
-``demo``. ``lean-async COMMAND --help`` describes each."""
+"""The ``lean-async`` command line: ``sweep``, ``list``, ``get``, ``delete``, ``mcp``,
+``mock``, ``demo``. ``lean-async COMMAND --help`` describes each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._cli import PROG, CommandError, calls, demo, mock, sweep
+from ._cli import PROG, CommandError, calls, demo, mcp, mock, sweep
 from ._cli.args import client_flags, verbosity_flags
 from ._cli.loop import Interrupted, run
 from ._cli.report import configure_logging
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     calling = [client_flags(), verbosity]
     sweep.add_parser(commands, calling)
     calls.add_parsers(commands, calling)
+    mcp.add_parser(commands, calling)
     mock.add_parser(commands, [])
     demo.add_parser(commands, [verbosity])
     return parser
