@@ -218,11 +218,17 @@ async def test_http_on_a_port_in_use_fails_with_one_line(fake: FakeLean) -> None
 
 
 @pytest.mark.parametrize(
-    ("mode", "stop_signal"),
-    [("legacy", signal.SIGINT), ("auto", signal.SIGTERM)],
+    ("mode", "stop_signal", "connected_at_stop"),
+    [
+        # The handshake client keeps an event stream open: the server must not wait on it.
+        ("legacy", signal.SIGINT, True),
+        ("legacy", signal.SIGTERM, False),
+        ("auto", signal.SIGTERM, True),
+        ("auto", signal.SIGINT, False),
+    ],
 )
 async def test_http_serves_the_sdk_client_until_a_signal(
-    fake: FakeLean, mode: str, stop_signal: signal.Signals
+    fake: FakeLean, mode: str, stop_signal: signal.Signals, connected_at_stop: bool
 ) -> None:
     customer_id, source_id, _ = customer_with_accounts(fake)
     process = await start_cli("mcp", "--http", "0", "--base-url", fake.url, env=app_token_env(fake))
@@ -236,8 +242,12 @@ async def test_http_serves_the_sdk_client_until_a_signal(
             result = await client.call_tool(
                 "get_payment_source", {"customer_id": customer_id, "payment_source_id": source_id}
             )
-        process.send_signal(stop_signal)
-        status = await asyncio.wait_for(process.wait(), TIMEOUT)
+            if connected_at_stop:
+                process.send_signal(stop_signal)
+                status = await asyncio.wait_for(process.wait(), TIMEOUT)
+        if not connected_at_stop:
+            process.send_signal(stop_signal)
+            status = await asyncio.wait_for(process.wait(), TIMEOUT)
         stderr = (await process.stderr.read()).decode()
     finally:
         await stop(process)

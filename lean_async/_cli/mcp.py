@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import socket
 import sys
 from collections.abc import Iterator
@@ -134,6 +135,9 @@ async def _serve_http(server: Server[Any], port: int) -> None:
             await asyncio.shield(serving)
         except asyncio.CancelledError:
             uvicorn_server.should_exit = True
+            # An agent's event stream still open when the grace period ends is cut, which
+            # uvicorn reports as an application error with a traceback: it is not one.
+            logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
             await serving
             raise
 
