@@ -36,6 +36,7 @@ from .models import (
     decode_payment_sources,
 )
 from .resources.payment_sources import DeleteReason
+from .types import Customer, PaymentDestination, PaymentDestinationStatus
 
 __all__ = [
     "APIConnectionError",
@@ -50,12 +51,15 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "Customer",
     "DecodeError",
     "DeleteReason",
     "InvalidIdError",
     "LeanClient",
     "LeanError",
     "NotFoundError",
+    "PaymentDestination",
+    "PaymentDestinationStatus",
     "PaymentSource",
     "PaymentSourceStatus",
     "PermissionDeniedError",

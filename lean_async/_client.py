@@ -33,6 +33,8 @@ from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
 from ._transport import Transport
 from .models import AccessToken
+from .resources.customers import Customers
+from .resources.payment_destinations import PaymentDestinations
 from .resources.payment_sources import PaymentSources
 
 __all__ = ["LeanClient"]
@@ -53,7 +55,9 @@ class LeanClient:
     running event loop, and closed by ``async with`` or ``await client.close()``.
     """
 
+    customers: Customers
     payment_sources: PaymentSources
+    payment_destinations: PaymentDestinations
 
     def __init__(
         self,
@@ -112,7 +116,9 @@ class LeanClient:
             ssl=_check_ssl(ssl, insecure_disable_tls_verification),
             rate_limiter=None if rate_limit is None else _rate_limiter(rate_limit),
         )
+        self.customers = Customers(self._transport)
         self.payment_sources = PaymentSources(self._transport)
+        self.payment_destinations = PaymentDestinations(self._transport)
 
     @property
     def retry(self) -> RetryPolicy:

@@ -1,10 +1,12 @@
-"""Validation of the ids that go into URL paths."""
+"""Validation of the ids that go into URL paths, and their encoding as path segments."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import quote
 
+from ._constants import APP_USER_ID_MAX_LENGTH
 from ._exceptions import InvalidIdError
 
 # Only the canonical hyphenated form: uuid.UUID() also takes braces, "urn:uuid:" and
@@ -26,3 +28,35 @@ def validate_id(value: object, name: str) -> str:
     raise InvalidIdError(
         f"{name} must be a UUID such as 6db94cb7-3a02-4a57-a03a-e2a92ce86406, got {value!r:.80}"
     )
+
+
+def validate_app_user_id(value: object) -> str:
+    """``value`` if it is an app user id Lean takes: a string of 1 to 255 characters
+    (free text); InvalidIdError otherwise."""
+    if isinstance(value, str):
+        text = str.__str__(value)
+        if 1 <= len(text) <= APP_USER_ID_MAX_LENGTH:
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raise InvalidIdError(
+                    f"app_user_id must be valid Unicode text (no lone surrogates), got {text!r:.80}"
+                ) from None
+            return text
+        got = f"{len(text)} characters"
+    else:
+        got = f"{value!r:.80}"
+    raise InvalidIdError(
+        f"app_user_id must be a string of 1 to {APP_USER_ID_MAX_LENGTH} characters, got {got}"
+    )
+
+
+def path_segment(text: str) -> str:
+    """``text`` percent-encoded as exactly one path segment: every byte but letters,
+    digits and ``-._~`` is escaped (``/``, ``?``, ``#`` and ``%`` included)."""
+    segment = quote(text, safe="")
+    if not segment.strip("."):
+        # "." and ".." are dot segments, which servers and proxies remove (walking up
+        # the path): escaped, they are names.
+        segment = segment.replace(".", "%2E")
+    return segment

@@ -10,7 +10,7 @@ import ssl as ssl_module
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import backoff
@@ -207,14 +207,31 @@ class Transport:
         path: str,
         decode: Decode[T],
         *,
+        params: Mapping[str, str] | None = None,
         json_body: bytes | None = None,
         missing_ok_after_retry: bool = False,
         retry_rate_limited: bool = True,
     ) -> T:
-        """Send ``method path`` with retries; ``decode(status, body)`` makes the result."""
+        """Send ``method path`` with retries; ``decode(status, body)`` makes the result.
+
+        ``path`` is already percent-encoded; ``params`` become the query string, every
+        name and value percent-encoded (a ``+`` in a timestamp stays a ``+``).
+        """
+        if params:
+            query = urlencode(params, quote_via=quote, safe="")
+            url = URL.build(
+                scheme=self._base.scheme,
+                authority=self._base.raw_authority,
+                path=self._base_path + path,
+                query_string=query,
+                encoded=True,
+            )
+            path = f"{path}?{query}"
+        else:
+            url = self._base.with_path(self._base_path + path, encoded=True)
         call = _Call(
             method,
-            self._base.with_path(self._base_path + path, encoded=True),
+            url,
             path,
             decode,
             json_body,

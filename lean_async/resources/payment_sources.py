@@ -14,6 +14,7 @@ from .._ids import IdLike, validate_id
 from .._sweep import SweepProgress, SweepResult, check_sweep, run_sweep
 from .._transport import Transport
 from ..models import PaymentSource, decode_payment_source, decode_payment_sources
+from ..types.customers import Customer
 
 __all__ = ["DeleteReason", "PaymentSources"]
 
@@ -29,12 +30,16 @@ class DeleteReason(str, enum.Enum):
 
 
 Id = TypeVar("Id")
+# A customer's id, or the Customer itself (e.g. from client.customers.list()).
+CustomerLike = IdLike | Customer
 
 _DEFAULT_DELETE_BODY = msgspec.json.encode({"reason": DEFAULT_DELETE_REASON})
 
 
-def _list_path(customer_id: str) -> str:
-    return f"/customers/v1/{customer_id}/payment-sources"
+def _list_path(customer: object) -> str:
+    if isinstance(customer, Customer):
+        customer = customer.customer_id
+    return f"/customers/v1/{validate_id(customer, 'customer_id')}/payment-sources"
 
 
 def _decode_list(status: int, body: bytes) -> builtins.list[PaymentSource]:
@@ -51,29 +56,30 @@ def _ignore_body(status: int, body: bytes) -> None:
 
 class PaymentSources:
     """The Payment Sources API. Ids are UUID strings (any case, sent as given) or
-    ``uuid.UUID``; anything else raises ``InvalidIdError`` before a request is made."""
+    ``uuid.UUID``; anything else raises ``InvalidIdError`` before a request is made. A
+    ``Customer`` stands for its ``customer_id``."""
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    async def list(self, customer_id: IdLike) -> builtins.list[PaymentSource]:
+    async def list(self, customer_id: CustomerLike) -> builtins.list[PaymentSource]:
         """All payment sources of a customer (an empty list when it has none)."""
         return await self._list(customer_id, retry_rate_limited=True)
 
     async def _list(
-        self, customer_id: IdLike, *, retry_rate_limited: bool
+        self, customer_id: CustomerLike, *, retry_rate_limited: bool
     ) -> builtins.list[PaymentSource]:
-        path = _list_path(validate_id(customer_id, "customer_id"))
+        path = _list_path(customer_id)
         return await self._transport.request(
             "GET", path, _decode_list, retry_rate_limited=retry_rate_limited
         )
 
     def _list_for_sweep(
-        self, customer_id: IdLike
+        self, customer_id: CustomerLike
     ) -> Coroutine[Any, Any, builtins.list[PaymentSource]]:
         # The sweep handles 429s itself: it slows down and requeues the customer. A plain
         # function returning the request's coroutine: one frame less per customer.
-        path = _list_path(validate_id(customer_id, "customer_id"))
+        path = _list_path(customer_id)
         return self._transport.request("GET", path, _decode_list, retry_rate_limited=False)
 
     def sweep(
@@ -86,8 +92,11 @@ class PaymentSources:
         """List the payment sources of many customers, yielding a ``SweepResult`` for each
         input id exactly once, as they complete.
 
-        ``customer_ids`` (any iterable or async iterable) is read lazily, about
-        ``concurrency`` ids ahead of what has been yielded. At most ``concurrency``
+        ``customer_ids`` (any iterable or async iterable of ids or ``Customer`` objects,
+        such as ``client.customers.list()`` for every customer of the application) is read
+        lazily, about ``concurrency`` ids ahead of what has been yielded; each result's
+        ``customer_id`` is the input as given. An input that raises (a customer page
+        that failed) ends the sweep with that error. At most ``concurrency``
         requests are in flight; on 429 the sweep lowers that number, waits out
         Retry-After and requeues the customer. Failures (after the client's retries,
         including invalid ids) become results with ``error`` set; they never end the
@@ -122,14 +131,14 @@ class PaymentSources:
             await sweep.aclose()
         return results
 
-    async def get(self, customer_id: IdLike, payment_source_id: IdLike) -> PaymentSource:
+    async def get(self, customer_id: CustomerLike, payment_source_id: IdLike) -> PaymentSource:
         """One payment source; ``NotFoundError`` when absent or not this customer's."""
         path = self._source_path(customer_id, payment_source_id)
         return await self._transport.request("GET", path, _decode_one)
 
     async def delete(
         self,
-        customer_id: IdLike,
+        customer_id: CustomerLike,
         payment_source_id: IdLike,
         *,
         reason: DeleteReason | str = DeleteReason.USER_REQUESTED,
@@ -153,7 +162,6 @@ class PaymentSources:
         )
 
     @staticmethod
-    def _source_path(customer_id: IdLike, payment_source_id: IdLike) -> str:
-        customer = validate_id(customer_id, "customer_id")
+    def _source_path(customer_id: CustomerLike, payment_source_id: IdLike) -> str:
         source = validate_id(payment_source_id, "payment_source_id")
-        return f"{_list_path(customer)}/{source}"
+        return f"{_list_path(customer_id)}/{source}"

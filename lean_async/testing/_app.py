@@ -4,23 +4,20 @@ token endpoint do, with faults injected in one middleware."""
 from __future__ import annotations
 
 import asyncio
-import http
 import math
-import os
 import random
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import msgspec
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from .._constants import APP_TOKEN_HEADER, REQUEST_ID_HEADER, TRACE_ID_HEADER
+from .._constants import APP_TOKEN_HEADER
 from ..models import PaymentSource
 from ..resources.payment_sources import DeleteReason
 from ._data import DataSet, is_uuid
 from ._faults import NO_FAULT, Fault, Faults, Plan, RateLimiter, plan
+from ._responses import lean_error, lean_headers, proxy_error_page, respond
 from ._stats import Stats
 from ._tokens import API_SCOPE, TokenIssuer, TokenRefusal, scope_allows
 
@@ -29,7 +26,6 @@ __all__ = ["LeanApp", "TOKEN_PATH", "delete_body_problem"]
 TOKEN_PATH = "/oauth2/token"
 _SOURCES_PATH = "/customers/v1/{customer_id}/payment-sources"
 _SOURCE_PATH = _SOURCES_PATH + "/{payment_source_id}"
-_JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
 _REASONS = tuple(reason.value for reason in DeleteReason)
 # Lean documents no code for bad credentials (CERTIFICATE_TOKEN_MISMATCH is about mTLS),
@@ -47,43 +43,6 @@ _CODE_OF_STATUS = {
     429: "RATE_LIMIT_EXCEEDED",
     500: "INTERNAL_SERVER_ERROR",
 }
-
-
-def _headers(content_type: str | None = _JSON) -> dict[str, str]:
-    """Every answer's headers: fresh correlation and trace ids, as Lean sends."""
-    headers = {REQUEST_ID_HEADER: str(uuid.uuid4()), TRACE_ID_HEADER: os.urandom(16).hex()}
-    if content_type is not None:
-        headers[hdrs.CONTENT_TYPE] = content_type
-    return headers
-
-
-def respond(status: int, body: bytes, content_type: str = _JSON) -> web.Response:
-    return web.Response(status=status, body=body, headers=_headers(content_type))
-
-
-def error_body(code: str, message: str) -> bytes:
-    return msgspec.json.encode(
-        {
-            "timestamp": datetime.now(timezone.utc),
-            "status": code,
-            "message": message,
-            "metadata": None,
-        }
-    )
-
-
-def lean_error(status: int, code: str, message: str) -> web.Response:
-    return respond(status, error_body(code, message))
-
-
-def proxy_error_page(status: int) -> bytes:
-    """The HTML a proxy in front of Lean answers with instead of Lean's JSON."""
-    title = f"{status} {http.HTTPStatus(status).phrase}"
-    return (
-        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    ).encode()
 
 
 def delete_body_problem(body: bytes) -> tuple[str, str] | None:
@@ -310,7 +269,7 @@ class LeanApp:
         if self.on_delete is not None:
             self.on_delete(source)
         if self.delete_status == 204:
-            return web.Response(status=204, headers=_headers(None))
+            return web.Response(status=204, headers=lean_headers(None))
         return respond(200, b"{}")
 
     async def _token(self, request: web.Request) -> web.Response:

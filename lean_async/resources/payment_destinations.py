@@ -1,0 +1,47 @@
+"""``client.payment_destinations``: the accounts that payments are made to."""
+
+from __future__ import annotations
+
+import builtins
+
+from .._ids import IdLike, validate_id
+from .._transport import Transport
+from ..types.payment_destinations import (
+    PaymentDestination,
+    decode_payment_destination,
+    decode_payment_destinations,
+)
+
+__all__ = ["PaymentDestinations"]
+
+_PATH = "/payments/v1/destinations"
+
+
+def _decode_list(status: int, body: bytes) -> builtins.list[PaymentDestination]:
+    return decode_payment_destinations(body)
+
+
+def _decode_one(status: int, body: bytes) -> PaymentDestination:
+    return decode_payment_destination(body)
+
+
+class PaymentDestinations:
+    """The Payment Destinations API. Ids are UUIDs, as for payment sources."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def list(self) -> builtins.list[PaymentDestination]:
+        """Every payment destination of the application."""
+        return await self._transport.request("GET", _PATH, _decode_list)
+
+    async def get(self, payment_destination_id: IdLike) -> PaymentDestination:
+        """One payment destination, e.g. a beneficiary's ``payment_destination_id``;
+        ``NotFoundError`` when there is none."""
+        path = f"{_PATH}/{validate_id(payment_destination_id, 'payment_destination_id')}"
+        return await self._transport.request("GET", path, _decode_one)
+
+    async def list_for_customer(self, customer_id: IdLike) -> builtins.list[PaymentDestination]:
+        """The payment destinations of one customer."""
+        path = f"/customers/v1/{validate_id(customer_id, 'customer_id')}/destinations"
+        return await self._transport.request("GET", path, _decode_list)
