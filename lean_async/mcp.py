@@ -28,6 +28,7 @@ from ._exceptions import APIError, InvalidIdError, LeanError
 from ._version import __version__
 from .models import PaymentSource
 from .resources.payment_sources import DeleteReason
+from .types import Customer
 
 __all__ = ["SERVER_NAME", "create_server"]
 
@@ -37,7 +38,8 @@ logger = logging.getLogger(f"{LOGGER_NAME}.mcp")
 
 INSTRUCTIONS = """\
 Tools for Lean Technologies' Payment Sources API: the bank accounts a customer linked
-for payments. Customer and payment source ids are UUIDs. Account numbers and IBANs
+for payments. Customer and payment source ids are UUIDs; find_customer turns the
+application's own user id into Lean's customer id. Account numbers and IBANs
 come masked to their last four characters unless the server was started to reveal them.
 A tool error names Lean's HTTP status, error code, message and request id: quote the
 request id when reporting a problem to Lean. Deleting a payment source revokes the
@@ -73,6 +75,22 @@ class _DeleteArguments(msgspec.Struct, forbid_unknown_fields=True):
     ] = DeleteReason.USER_REQUESTED
 
 
+class _FindCustomerArguments(msgspec.Struct, forbid_unknown_fields=True):
+    app_user_id: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The application's own id for the user, given to Lean when the "
+            "customer was created (text of 1 to 255 characters)."
+        ),
+    ] = None
+    customer_id: CustomerId | None = None
+
+    def __post_init__(self) -> None:
+        # msgspec turns this into a ValidationError: the arguments do not fit.
+        if (self.app_user_id is None) == (self.customer_id is None):
+            raise ValueError("give exactly one of app_user_id and customer_id")
+
+
 class PaymentSourceList(msgspec.Struct, kw_only=True):
     """A customer's payment sources."""
 
@@ -95,6 +113,13 @@ class _Lean:
 
     client: LeanClient
     shown: Callable[[PaymentSource], PaymentSource]
+
+
+async def _find_customer(lean: _Lean, args: _FindCustomerArguments) -> Customer:
+    if args.customer_id is not None:
+        return await lean.client.customers.get(args.customer_id)
+    assert args.app_user_id is not None  # one of the two, as __post_init__ checked
+    return await lean.client.customers.get_by_app_user_id(args.app_user_id)
 
 
 async def _list_payment_sources(lean: _Lean, args: _CustomerArguments) -> PaymentSourceList:
@@ -151,6 +176,16 @@ class _Tool:
 
 
 TOOLS = (
+    _Tool(
+        name="find_customer",
+        title="Find a customer",
+        description="A Lean customer, by the application's own user id (app_user_id) or by "
+        "Lean's customer_id: give exactly one. Answers both ids; the customer_id is what "
+        "the payment source tools take.",
+        arguments=_FindCustomerArguments,
+        result=Customer,
+        call=_find_customer,
+    ),
     _Tool(
         name="list_payment_sources",
         title="List a customer's payment sources",

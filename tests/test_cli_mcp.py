@@ -21,6 +21,7 @@ from lean_async.testing import FakeLean
 TIMEOUT = 30.0
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 PROTOCOL_VERSION = "2025-06-18"
+READ_ONLY_TOOLS = {"find_customer", "list_payment_sources", "get_payment_source"}
 
 
 @pytest.fixture
@@ -132,10 +133,7 @@ async def test_stdio_serves_the_tools_to_a_client_speaking_json_rpc(
     assert hello["protocolVersion"] == PROTOCOL_VERSION
     assert hello["serverInfo"]["name"] == "lean-async"
     assert "tools" in hello["capabilities"]
-    assert {tool["name"] for tool in listed["tools"]} == {
-        "list_payment_sources",
-        "get_payment_source",
-    }
+    assert {tool["name"] for tool in listed["tools"]} == READ_ONLY_TOOLS
     assert listing["isError"] is False
     assert listing["structuredContent"]["customer_id"] == customer_id
     assert source_id in {s["id"] for s in listing["structuredContent"]["payment_sources"]}
@@ -251,7 +249,7 @@ async def test_http_serves_the_sdk_client_until_a_signal(
         stderr = (await process.stderr.read()).decode()
     finally:
         await stop(process)
-    assert {tool.name for tool in tools.tools} == {"list_payment_sources", "get_payment_source"}
+    assert {tool.name for tool in tools.tools} == READ_ONLY_TOOLS
     assert not result.is_error
     assert isinstance(result.structured_content, dict)
     assert result.structured_content["id"] == source_id

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 from _samples import APP_TOKEN, CLIENT_SECRET, FAST_RETRY
+from _server import LocalServer, lean_error, reply
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
@@ -25,7 +26,7 @@ from lean_async.testing import FakeLean
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 REQUEST_ID = re.compile(r"\(request id [0-9a-f-]{36}\)")
-READ_ONLY = {"list_payment_sources", "get_payment_source"}
+READ_ONLY = {"find_customer", "list_payment_sources", "get_payment_source"}
 # The in-memory JSON-RPC streams after the initialize handshake, and the SDK's direct
 # in-process dispatch of the 2026 protocol: a server must behave the same on both.
 MODES = ("legacy", "auto")
@@ -105,6 +106,7 @@ async def test_the_tool_list_is_read_only_unless_delete_is_allowed(
 @pytest.mark.parametrize(
     ("name", "required", "optional"),
     [
+        ("find_customer", [], ["app_user_id", "customer_id"]),
         ("list_payment_sources", ["customer_id"], []),
         ("get_payment_source", ["customer_id", "payment_source_id"], []),
         ("delete_payment_source", ["customer_id", "payment_source_id"], ["reason"]),
@@ -120,9 +122,8 @@ async def test_each_tool_has_a_closed_input_schema_and_an_object_output_schema(
     assert schema["required"] == required
     assert set(schema["properties"]) == {*required, *optional}
     assert schema["additionalProperties"] is False
-    for id_name in required:
-        assert schema["properties"][id_name]["type"] == "string"
-        assert schema["properties"][id_name]["format"] == "uuid"
+    for id_name in {*required, *optional} & {"customer_id", "payment_source_id"}:
+        assert '"format": "uuid"' in json.dumps(schema["properties"][id_name])
     assert "$ref" not in json.dumps(schema)
     assert tool.output_schema is not None
     assert tool.output_schema["type"] == "object"
@@ -198,6 +199,78 @@ async def test_delete_payment_source_deletes_it_with_the_reason_given(
     }
     remaining = await lean.payment_sources.list(customer_id)
     assert source.id not in {other.id for other in remaining}
+
+
+# find_customer: the fake server does not serve the Customers API, so a local server
+# answers as Lean does.
+CUSTOMER = {"customer_id": "a33a50fc-b29c-4c03-9cab-379280d7e500", "app_user_id": "user/42"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "path"),
+    [
+        ({"customer_id": CUSTOMER["customer_id"]}, f"/customers/v1/{CUSTOMER['customer_id']}"),
+        ({"app_user_id": CUSTOMER["app_user_id"]}, "/customers/v1/app-user-id/user/42"),
+    ],
+)
+async def test_find_customer_by_either_id_returns_both(
+    connect: Connect,
+    server: LocalServer,
+    make_client: Callable[..., LeanClient],
+    arguments: dict[str, str],
+    path: str,
+) -> None:
+    server.script(path, reply(json_body={**CUSTOMER, "created_at": "2026-01-01"}))
+    async with connect(make_client()) as client:
+        result = await client.call_tool("find_customer", arguments)
+    assert not result.is_error, text_of(result)
+    assert result.structured_content == CUSTOMER
+    assert json.loads(text_of(result)) == CUSTOMER
+    assert [seen.path for seen in server.requests] == [path]
+
+
+async def test_find_customer_of_nobody_is_a_tool_error_naming_404_and_the_request_id(
+    connect: Connect, server: LocalServer, make_client: Callable[..., LeanClient]
+) -> None:
+    request_id = "5b0a8a1e-8f9c-4f55-9d57-1c1c5e1a7e01"
+    server.script(
+        "/customers/v1/app-user-id/nobody",
+        lean_error(404, "CUSTOMER_NOT_FOUND", "No customer found", request_id=request_id),
+    )
+    async with connect(make_client()) as client:
+        result = await client.call_tool("find_customer", {"app_user_id": "nobody"})
+    assert result.is_error
+    assert (
+        f"NotFoundError: HTTP 404 CUSTOMER_NOT_FOUND: No customer found (request id {request_id})"
+    ) in text_of(result)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        ({}, "invalid arguments: give exactly one of app_user_id and customer_id"),
+        (
+            {"app_user_id": "u", "customer_id": UNKNOWN_ID},
+            "invalid arguments: give exactly one of app_user_id and customer_id",
+        ),
+        ({"customer_id": "u-42"}, "customer_id must be a UUID"),
+        ({"app_user_id": ""}, "app_user_id must be a string of 1 to 255 characters"),
+        ({"app_user_id": "x" * 256}, "app_user_id must be a string of 1 to 255 characters"),
+        ({"app_user_id": 42}, "invalid arguments: Expected `str | null`, got `int`"),
+    ],
+)
+async def test_find_customer_with_arguments_lean_cannot_take_is_a_tool_error_before_a_request(
+    connect: Connect,
+    server: LocalServer,
+    make_client: Callable[..., LeanClient],
+    arguments: dict[str, Any],
+    complaint: str,
+) -> None:
+    async with connect(make_client()) as client:
+        result = await client.call_tool("find_customer", arguments)
+    assert result.is_error
+    assert text_of(result).startswith(complaint), text_of(result)
+    assert server.requests == []
 
 
 # -- masking -------------------------------------------------------------------------------
@@ -375,6 +448,8 @@ async def test_no_secret_reaches_a_result_an_error_or_the_log(
     customer_id, source = source_with_accounts(fake)
     ids = {"customer_id": customer_id, "payment_source_id": source.id}
     calls = [
+        ("find_customer", {"customer_id": customer_id}),
+        ("find_customer", {"app_user_id": "someone"}),
         ("list_payment_sources", {"customer_id": customer_id}),
         ("get_payment_source", ids),
         ("get_payment_source", {"customer_id": customer_id, "payment_source_id": UNKNOWN_ID}),
@@ -392,7 +467,7 @@ async def test_no_secret_reaches_a_result_an_error_or_the_log(
         seen.append((await client.list_tools()).model_dump_json())
         for name, arguments in calls:
             seen.append((await client.call_tool(name, arguments)).model_dump_json())
-        refused_result = await refused_client.call_tool("list_payment_sources", calls[0][1])
+        refused_result = await refused_client.call_tool("list_payment_sources", calls[2][1])
         seen.append(refused_result.model_dump_json())
     seen.append(caplog.text)
     everything = "\n".join(seen)

@@ -158,7 +158,7 @@ async def test_mcp_embedding_example_lists_tools_and_masked_sources(
     server, env = lean_env
     code, out, err = await run(program("from lean_async.mcp import create_server"), env)
     assert code == 0, err
-    assert "['list_payment_sources', 'get_payment_source']" in out
+    assert "['find_customer', 'list_payment_sources', 'get_payment_source']" in out
     ibans = [a.iban for s in server.data.payment_sources(QUICK_START_CUSTOMER) for a in s.accounts]
     assert ibans
     for iban in filter(None, ibans):

@@ -28,12 +28,12 @@ HTTP_PATH = "/mcp"
 _HTTP_SHUTDOWN_SECONDS = 2
 
 DESCRIPTION = """\
-Serve Lean's Payment Sources to AI agents as MCP tools: list_payment_sources and
-get_payment_source (read-only), and delete_payment_source with --allow-delete. Account
-numbers and IBANs are masked in every result unless --reveal-account-numbers. Speaks MCP
-over stdin and stdout (how Claude Desktop, Cursor and other MCP clients start a server),
-or with --http PORT serves streamable HTTP on 127.0.0.1:PORT/mcp until Ctrl-C. Logs go
-to stderr.
+Serve Lean's Payment Sources to AI agents as MCP tools: find_customer,
+list_payment_sources and get_payment_source (read-only), and delete_payment_source with
+--allow-delete. Account numbers and IBANs are masked in every result unless
+--reveal-account-numbers. Speaks MCP over stdin and stdout (how Claude Desktop, Cursor
+and other MCP clients start a server), or with --http PORT serves streamable HTTP on
+127.0.0.1:PORT/mcp until Ctrl-C. Logs go to stderr.
 """
 
 EPILOG = """\
