@@ -352,7 +352,8 @@ async def test_malformed_uuid_in_path_is_400_invalid_parameters(
 async def test_unknown_route_is_404_invalid_url(
     server: FakeLean, http: aiohttp.ClientSession
 ) -> None:
-    answer = await as_app(http, server, "GET", server.url + "/customers/v1/payment-source")
+    path = f"/customers/v1/{server.customer_ids[0]}/payment-source"  # singular: no such route
+    answer = await as_app(http, server, "GET", server.url + path)
     assert answer.status == 404
     assert answer.json()["status"] == "INVALID_URL"
 

@@ -15,9 +15,11 @@ from aiohttp.typedefs import Handler
 from .._constants import APP_TOKEN_HEADER
 from ..models import PaymentSource
 from ..resources.payment_sources import DeleteReason
+from ._customers import customer_routes
 from ._data import DataSet, is_uuid
+from ._destinations import destination_routes
 from ._faults import NO_FAULT, Fault, Faults, Plan, RateLimiter, plan
-from ._responses import lean_error, lean_headers, proxy_error_page, respond
+from ._responses import CUSTOMER_NOT_FOUND, lean_error, lean_headers, proxy_error_page, respond
 from ._stats import Stats
 from ._tokens import API_SCOPE, TokenIssuer, TokenRefusal, scope_allows
 
@@ -28,10 +30,11 @@ _SOURCES_PATH = "/customers/v1/{customer_id}/payment-sources"
 _SOURCE_PATH = _SOURCES_PATH + "/{payment_source_id}"
 _FORM = "application/x-www-form-urlencoded"
 _REASONS = tuple(reason.value for reason in DeleteReason)
-# Lean documents no code for bad credentials (CERTIFICATE_TOKEN_MISMATCH is about mTLS),
-# nor one for a customer that does not exist; these two are this server's choice.
+# Lean documents no code for bad credentials (CERTIFICATE_TOKEN_MISMATCH is about mTLS):
+# this server's choice.
 UNAUTHORIZED = "UNAUTHORIZED"
-CUSTOMER_NOT_FOUND = "CUSTOMER_NOT_FOUND"
+# Route parameters that are free text; every other one is a UUID.
+_FREE_TEXT_PARAMETERS = frozenset({"app_user_id"})
 BOTH_CREDENTIALS_MESSAGE = (
     "Do not supply a 'lean-app-token' header when providing an 'Authorization' header"
 )
@@ -76,6 +79,7 @@ class LeanApp:
         faults: Faults,
         delete_status: int = 200,
         unknown_customer_404: bool = False,
+        customer_page_cap: int | None = None,
         on_delete: Callable[[PaymentSource], None] | None = None,
     ) -> None:
         self.data = data
@@ -84,6 +88,8 @@ class LeanApp:
         self.stats = Stats()
         self.delete_status = delete_status
         self.unknown_customer_404 = unknown_customer_404
+        # The largest page of customers served, whatever page_size asks for.
+        self.customer_page_cap = customer_page_cap
         self.on_delete = on_delete
         self.faults = faults
 
@@ -104,6 +110,8 @@ class LeanApp:
         app.router.add_get(_SOURCE_PATH, self._get, allow_head=False)
         app.router.add_delete(_SOURCE_PATH, self._delete)
         app.router.add_post(TOKEN_PATH, self._token)
+        app.router.add_routes(customer_routes(self))
+        app.router.add_routes(destination_routes(self))
         return app
 
     # -- middleware: stats, faults, router errors ----------------------------------
@@ -206,12 +214,12 @@ class LeanApp:
     # -- authentication ------------------------------------------------------------
 
     def _refuse(self, request: web.Request) -> web.Response | None:
-        """The error answer for a customer route's request that may not proceed; None
-        when it may (or the route is not a customer's)."""
+        """The error answer for an API request that may not proceed; None when it may (or
+        it is for the token endpoint, or for no route at all)."""
         ids = request.match_info
-        customer_id = ids.get("customer_id")
-        if customer_id is None:
+        if ids.http_exception is not None or request.path == TOKEN_PATH:
             return None
+        customer_id = ids.get("customer_id")
         headers = request.headers
         app_token = headers.get(APP_TOKEN_HEADER)
         authorization = headers.get(hdrs.AUTHORIZATION)
@@ -231,10 +239,12 @@ class LeanApp:
             if granted is None:
                 return lean_error(401, UNAUTHORIZED, "The access token is invalid or expired")
             scope = granted
-        for value in ids.values():
-            if not is_uuid(value):
+        for name, value in ids.items():
+            if name not in _FREE_TEXT_PARAMETERS and not is_uuid(value):
                 return lean_error(400, "INVALID_PARAMETERS", f"{value!r:.80} is not a UUID")
-        if not scope_allows(scope, customer_id):
+        # A customer's token reaches that customer's paths only.
+        allowed = scope == API_SCOPE if customer_id is None else scope_allows(scope, customer_id)
+        if not allowed:
             return lean_error(
                 403, "INCORRECT_ACCESS_LEVEL", "This token may not access this customer"
             )

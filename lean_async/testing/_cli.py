@@ -37,6 +37,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1."""
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _load(path: str) -> DataSet:
     try:
         return DataSet.load(path)
@@ -58,6 +66,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--token-ttl", type=float, default=DEFAULT_TOKEN_TTL)
     data.add_argument("--delete-status", type=int, choices=(200, 204), default=200)
     data.add_argument("--unknown-customer-404", action="store_true")
+    data.add_argument(
+        "--customer-page-cap",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="serve at most N customers per page, whatever page_size asks for",
+    )
     faults = parser.add_argument_group("faults")
     faults.add_argument("--latency", type=_latency, default=0.0, metavar="S|LOW-HIGH")
     faults.add_argument("--error-rate", type=float, default=0.0)
@@ -90,6 +105,7 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         "token_ttl": args.token_ttl,
         "delete_status": args.delete_status,
         "unknown_customer_404": args.unknown_customer_404,
+        "customer_page_cap": args.customer_page_cap,
         "webhook_url": args.webhook_url,
         "webhook_secret": args.webhook_secret,
         "faults": Faults(

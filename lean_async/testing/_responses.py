@@ -13,9 +13,19 @@ from aiohttp import hdrs, web
 
 from .._constants import REQUEST_ID_HEADER, TRACE_ID_HEADER
 
-__all__ = ["JSON", "error_body", "lean_error", "lean_headers", "proxy_error_page", "respond"]
+__all__ = [
+    "CUSTOMER_NOT_FOUND",
+    "JSON",
+    "error_body",
+    "lean_error",
+    "lean_headers",
+    "proxy_error_page",
+    "respond",
+]
 
 JSON = "application/json"
+# Lean documents no code for a customer that does not exist: this server's choice.
+CUSTOMER_NOT_FOUND = "CUSTOMER_NOT_FOUND"
 
 
 def lean_headers(content_type: str | None = JSON) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from .._client import LeanClient
 from ..models import BeneficiaryStatus, PaymentSource, PaymentSourceStatus
+from ..types.customers import Customer
 from ._app import TOKEN_PATH, LeanApp
 from ._data import BANKS_BY_ID, DataSet, new_payment_source
 from ._faults import Faults
@@ -49,6 +51,7 @@ class FakeLean:
         token_ttl: float = DEFAULT_TOKEN_TTL,
         delete_status: int = 200,
         unknown_customer_404: bool = False,
+        customer_page_cap: int | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
@@ -59,6 +62,7 @@ class FakeLean:
             raise ValueError(f"delete_status must be 200 or 204, got {delete_status!r}")
         if (webhook_url is None) != (webhook_secret is None):
             raise ValueError("give both webhook_url and webhook_secret, or neither")
+        _check_page_cap(customer_page_cap)
         if isinstance(data, (str, Path)):
             data = DataSet.load(data)
         self.data = data if data is not None else DataSet.generate(customers, seed)
@@ -82,6 +86,7 @@ class FakeLean:
             faults=faults or Faults(),
             delete_status=delete_status,
             unknown_customer_404=unknown_customer_404,
+            customer_page_cap=customer_page_cap,
             on_delete=self._deleted,
         )
         self._runner: web.AppRunner | None = None
@@ -148,6 +153,17 @@ class FakeLean:
     def customer_ids(self) -> list[str]:
         return self.data.customer_ids
 
+    @property
+    def customers(self) -> list[Customer]:
+        """Every customer, in the order of the customer list."""
+        return self.data.customers
+
+    def add_customer(self, app_user_id: str | None = None) -> Customer:
+        """A new customer, as ``POST /customers/v1/`` makes (app user id ``user-<its
+        id>`` unless given); ValueError if ``app_user_id`` has one already."""
+        customer_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        return self.data.add_customer(customer_id, app_user_id or f"user-{customer_id}")
+
     def client(self, *, oauth: bool = False, **overrides: Any) -> LeanClient:
         """A LeanClient wired to this server: with the app token, or with ``oauth=True``
         the OAuth2 client credentials; ``overrides`` go to LeanClient as they are."""
@@ -189,6 +205,16 @@ class FakeLean:
     @unknown_customer_404.setter
     def unknown_customer_404(self, value: bool) -> None:
         self._app.unknown_customer_404 = value
+
+    @property
+    def customer_page_cap(self) -> int | None:
+        """The largest page of customers served (the answer's ``page.size`` says so), or
+        None for no cap."""
+        return self._app.customer_page_cap
+
+    @customer_page_cap.setter
+    def customer_page_cap(self, cap: int | None) -> None:
+        self._app.customer_page_cap = _check_page_cap(cap)
 
     def revoke_tokens(self) -> None:
         """Invalidate every access token issued so far (a client then gets 401)."""
@@ -320,6 +346,7 @@ async def serve(
     token_ttl: float = DEFAULT_TOKEN_TTL,
     delete_status: int = 200,
     unknown_customer_404: bool = False,
+    customer_page_cap: int | None = None,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
     ready: Callable[[FakeLean], object] | None = None,
@@ -336,6 +363,7 @@ async def serve(
         token_ttl=token_ttl,
         delete_status=delete_status,
         unknown_customer_404=unknown_customer_404,
+        customer_page_cap=customer_page_cap,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
     )
@@ -343,3 +371,9 @@ async def serve(
         if ready is not None:
             ready(server)
         await asyncio.Event().wait()
+
+
+def _check_page_cap(cap: int | None) -> int | None:
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValueError(f"customer_page_cap must be a whole number >= 1 or None, got {cap!r}")
+    return cap
