@@ -125,6 +125,10 @@ async def test_stdio_serves_the_tools_to_a_client_speaking_json_rpc(
     async with stdio_server(*target, env=env) as peer:
         hello = await initialize(peer)
         listed = await peer.request("tools/list")
+        app_user_id = next(c.app_user_id for c in fake.customers if c.customer_id == customer_id)
+        found = await peer.request(
+            "tools/call", {"name": "find_customer", "arguments": {"app_user_id": app_user_id}}
+        )
         listing = await peer.request("tools/call", _call("list_payment_sources", customer_id))
         one = await peer.request("tools/call", _call("get_payment_source", customer_id, source_id))
         invalid = await peer.request("tools/call", _call("get_payment_source", "bad", source_id))
@@ -134,6 +138,7 @@ async def test_stdio_serves_the_tools_to_a_client_speaking_json_rpc(
     assert hello["serverInfo"]["name"] == "lean-async"
     assert "tools" in hello["capabilities"]
     assert {tool["name"] for tool in listed["tools"]} == READ_ONLY_TOOLS
+    assert found["structuredContent"] == {"customer_id": customer_id, "app_user_id": app_user_id}
     assert listing["isError"] is False
     assert listing["structuredContent"]["customer_id"] == customer_id
     assert source_id in {s["id"] for s in listing["structuredContent"]["payment_sources"]}

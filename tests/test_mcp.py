@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 import pytest
 from _samples import APP_TOKEN, CLIENT_SECRET, FAST_RETRY
-from _server import LocalServer, lean_error, reply
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
@@ -201,48 +200,33 @@ async def test_delete_payment_source_deletes_it_with_the_reason_given(
     assert source.id not in {other.id for other in remaining}
 
 
-# find_customer: the fake server does not serve the Customers API, so a local server
-# answers as Lean does.
-CUSTOMER = {"customer_id": "a33a50fc-b29c-4c03-9cab-379280d7e500", "app_user_id": "user/42"}
-
-
-@pytest.mark.parametrize(
-    ("arguments", "path"),
-    [
-        ({"customer_id": CUSTOMER["customer_id"]}, f"/customers/v1/{CUSTOMER['customer_id']}"),
-        ({"app_user_id": CUSTOMER["app_user_id"]}, "/customers/v1/app-user-id/user/42"),
-    ],
-)
+@pytest.mark.parametrize("by", ["customer_id", "app_user_id"])
 async def test_find_customer_by_either_id_returns_both(
-    connect: Connect,
-    server: LocalServer,
-    make_client: Callable[..., LeanClient],
-    arguments: dict[str, str],
-    path: str,
+    connect: Connect, fake: FakeLean, by: str
 ) -> None:
-    server.script(path, reply(json_body={**CUSTOMER, "created_at": "2026-01-01"}))
-    async with connect(make_client()) as client:
-        result = await client.call_tool("find_customer", arguments)
+    # An app user id is free text: this one must travel as one path segment.
+    customer = fake.add_customer("user/42 of the ünïcode app")
+    async with connect() as client:
+        result = await client.call_tool("find_customer", {by: getattr(customer, by)})
     assert not result.is_error, text_of(result)
-    assert result.structured_content == CUSTOMER
-    assert json.loads(text_of(result)) == CUSTOMER
-    assert [seen.path for seen in server.requests] == [path]
+    assert result.structured_content == {
+        "customer_id": customer.customer_id,
+        "app_user_id": "user/42 of the ünïcode app",
+    }
+    assert json.loads(text_of(result)) == result.structured_content
 
 
+@pytest.mark.parametrize("by", ["customer_id", "app_user_id"])
 async def test_find_customer_of_nobody_is_a_tool_error_naming_404_and_the_request_id(
-    connect: Connect, server: LocalServer, make_client: Callable[..., LeanClient]
+    connect: Connect, by: str
 ) -> None:
-    request_id = "5b0a8a1e-8f9c-4f55-9d57-1c1c5e1a7e01"
-    server.script(
-        "/customers/v1/app-user-id/nobody",
-        lean_error(404, "CUSTOMER_NOT_FOUND", "No customer found", request_id=request_id),
-    )
-    async with connect(make_client()) as client:
-        result = await client.call_tool("find_customer", {"app_user_id": "nobody"})
+    unknown = {"customer_id": UNKNOWN_ID, "app_user_id": "nobody"}
+    async with connect() as client:
+        result = await client.call_tool("find_customer", {by: unknown[by]})
     assert result.is_error
-    assert (
-        f"NotFoundError: HTTP 404 CUSTOMER_NOT_FOUND: No customer found (request id {request_id})"
-    ) in text_of(result)
+    text = text_of(result)
+    assert "NotFoundError: HTTP 404 CUSTOMER_NOT_FOUND: " in text
+    assert REQUEST_ID.search(text), text
 
 
 @pytest.mark.parametrize(
@@ -260,17 +244,14 @@ async def test_find_customer_of_nobody_is_a_tool_error_naming_404_and_the_reques
     ],
 )
 async def test_find_customer_with_arguments_lean_cannot_take_is_a_tool_error_before_a_request(
-    connect: Connect,
-    server: LocalServer,
-    make_client: Callable[..., LeanClient],
-    arguments: dict[str, Any],
-    complaint: str,
+    connect: Connect, fake: FakeLean, arguments: dict[str, Any], complaint: str
 ) -> None:
-    async with connect(make_client()) as client:
+    async with connect() as client:
+        fake.stats.reset()
         result = await client.call_tool("find_customer", arguments)
     assert result.is_error
     assert text_of(result).startswith(complaint), text_of(result)
-    assert server.requests == []
+    assert fake.stats.requests == 0
 
 
 # -- masking -------------------------------------------------------------------------------
