@@ -166,8 +166,9 @@ async def test_mcp_embedding_example_lists_tools_and_masked_sources(
         assert iban[-4:] in out
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # the initialize handshake, or 2026's
 async def test_claude_desktop_configuration_starts_a_working_server(
-    lean_env: tuple[FakeLean, dict[str, str]],
+    lean_env: tuple[FakeLean, dict[str, str]], mode: str
 ) -> None:
     """What an MCP client does with the README's configuration: start the command with its
     arguments and environment, and speak MCP to it over stdio."""
@@ -188,7 +189,7 @@ async def test_claude_desktop_configuration_starts_a_working_server(
             "LEAN_AUTH_URL": env["LEAN_AUTH_URL"],
         },
     )
-    async with Client(params, mode="legacy", read_timeout_seconds=30) as client:
+    async with Client(params, mode=mode, read_timeout_seconds=30) as client:
         result = await client.call_tool(
             "list_payment_sources", {"customer_id": QUICK_START_CUSTOMER}
         )
