@@ -36,7 +36,7 @@ SERVER_NAME = "lean-async"
 
 logger = logging.getLogger(f"{LOGGER_NAME}.mcp")
 
-INSTRUCTIONS = """\
+_INSTRUCTIONS = """\
 Tools for Lean Technologies' Payment Sources API: the bank accounts a customer linked
 for payments. Customer and payment source ids are UUIDs; find_customer turns the
 application's own user id into Lean's customer id. Account numbers and IBANs
@@ -47,28 +47,28 @@ customer's consent and cannot be undone: do it only when the user asked for it."
 
 _UUID_FORMAT = {"format": "uuid"}
 
-CustomerId = Annotated[
+_CustomerId = Annotated[
     str,
     msgspec.Meta(description="The customer's id in Lean, a UUID.", extra_json_schema=_UUID_FORMAT),
 ]
-PaymentSourceId = Annotated[
+_PaymentSourceId = Annotated[
     str,
     msgspec.Meta(description="The payment source's id, a UUID.", extra_json_schema=_UUID_FORMAT),
 ]
 
 
 class _CustomerArguments(msgspec.Struct, forbid_unknown_fields=True):
-    customer_id: CustomerId
+    customer_id: _CustomerId
 
 
 class _SourceArguments(msgspec.Struct, forbid_unknown_fields=True):
-    customer_id: CustomerId
-    payment_source_id: PaymentSourceId
+    customer_id: _CustomerId
+    payment_source_id: _PaymentSourceId
 
 
 class _DeleteArguments(msgspec.Struct, forbid_unknown_fields=True):
-    customer_id: CustomerId
-    payment_source_id: PaymentSourceId
+    customer_id: _CustomerId
+    payment_source_id: _PaymentSourceId
     reason: Annotated[
         DeleteReason,
         msgspec.Meta(description="Sent to Lean: USER_REQUESTED when the customer asked."),
@@ -83,7 +83,7 @@ class _FindCustomerArguments(msgspec.Struct, forbid_unknown_fields=True):
             "customer was created (text of 1 to 255 characters)."
         ),
     ] = None
-    customer_id: CustomerId | None = None
+    customer_id: _CustomerId | None = None
 
     def __post_init__(self) -> None:
         # msgspec turns this into a ValidationError: the arguments do not fit.
@@ -91,14 +91,14 @@ class _FindCustomerArguments(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("give exactly one of app_user_id and customer_id")
 
 
-class PaymentSourceList(msgspec.Struct, kw_only=True):
+class _PaymentSourceList(msgspec.Struct, kw_only=True):
     """A customer's payment sources."""
 
     customer_id: str
     payment_sources: list[PaymentSource]
 
 
-class Deletion(msgspec.Struct, kw_only=True):
+class _Deletion(msgspec.Struct, kw_only=True):
     """A payment source that was deleted (its consent revoked)."""
 
     customer_id: str
@@ -122,9 +122,9 @@ async def _find_customer(lean: _Lean, args: _FindCustomerArguments) -> Customer:
     return await lean.client.customers.get_by_app_user_id(args.app_user_id)
 
 
-async def _list_payment_sources(lean: _Lean, args: _CustomerArguments) -> PaymentSourceList:
+async def _list_payment_sources(lean: _Lean, args: _CustomerArguments) -> _PaymentSourceList:
     sources = await lean.client.payment_sources.list(args.customer_id)
-    return PaymentSourceList(
+    return _PaymentSourceList(
         customer_id=args.customer_id, payment_sources=[lean.shown(s) for s in sources]
     )
 
@@ -134,11 +134,11 @@ async def _get_payment_source(lean: _Lean, args: _SourceArguments) -> PaymentSou
     return lean.shown(source)
 
 
-async def _delete_payment_source(lean: _Lean, args: _DeleteArguments) -> Deletion:
+async def _delete_payment_source(lean: _Lean, args: _DeleteArguments) -> _Deletion:
     await lean.client.payment_sources.delete(
         args.customer_id, args.payment_source_id, reason=args.reason
     )
-    return Deletion(
+    return _Deletion(
         customer_id=args.customer_id,
         payment_source_id=args.payment_source_id,
         deleted=True,
@@ -175,7 +175,7 @@ class _Tool:
         )
 
 
-TOOLS = (
+_TOOLS = (
     _Tool(
         name="find_customer",
         title="Find a customer",
@@ -192,7 +192,7 @@ TOOLS = (
         description="All payment sources (linked bank accounts) of one customer, with their "
         "beneficiaries and accounts; an empty list when the customer has none.",
         arguments=_CustomerArguments,
-        result=PaymentSourceList,
+        result=_PaymentSourceList,
         call=_list_payment_sources,
     ),
     _Tool(
@@ -210,7 +210,7 @@ TOOLS = (
         description="Delete a customer's payment source, revoking the consent behind it. "
         "Cannot be undone: call it only when the user asked for this deletion.",
         arguments=_DeleteArguments,
-        result=Deletion,
+        result=_Deletion,
         call=_delete_payment_source,
         read_only=False,
     ),
@@ -228,7 +228,7 @@ def create_server(
     A failed call is a tool error (``isError``) naming what went wrong; no tool call
     raises into the server.
     """
-    tools = {tool.name: tool for tool in TOOLS if allow_delete or tool.read_only}
+    tools = {tool.name: tool for tool in _TOOLS if allow_delete or tool.read_only}
     listing = {name: tool.listing() for name, tool in tools.items()}
     lean = _Lean(client, (lambda s: s) if reveal_account_numbers else PaymentSource.masked)
 
@@ -253,7 +253,7 @@ def create_server(
         SERVER_NAME,
         version=__version__,
         title="Lean Payment Sources",
-        instructions=INSTRUCTIONS,
+        instructions=_INSTRUCTIONS,
         get_tool_input_schema=input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
@@ -292,7 +292,7 @@ def _tool_error(tool: _Tool, text: str) -> types.CallToolResult:
 
 
 def _unknown_tool(name: str) -> str:
-    known = {tool.name: tool for tool in TOOLS}.get(name)
+    known = {tool.name: tool for tool in _TOOLS}.get(name)
     if known is not None and not known.read_only:
         return f"{name} is not enabled: start the server with --allow-delete (allow_delete=True)"
     return f"no tool named {name!r}"

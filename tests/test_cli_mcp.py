@@ -9,6 +9,7 @@ import json
 import re
 import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -261,3 +262,16 @@ async def test_http_serves_the_sdk_client_until_a_signal(
     assert status == 0, stderr
     assert "Unclosed" not in stderr
     assert "Traceback" not in stderr
+
+
+async def test_without_the_mcp_extra_it_says_how_to_install_it() -> None:
+    # The SDK made unimportable, as in an environment without the extra.
+    code = (
+        "import sys; sys.modules['mcp'] = None\n"
+        "from lean_async.cli import main\n"
+        "sys.exit(main(['mcp']))\n"
+    )
+    ran = await run_cli("-c", code, env=clean_env(LEAN_APP_TOKEN="x"), command=(sys.executable,))
+    assert ran.status == 2
+    assert "pip install 'lean-async[mcp]'" in ran.stderr
+    assert "Traceback" not in ran.stderr
