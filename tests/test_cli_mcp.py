@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from _cli import app_token_env, clean_env, run_cli, start_cli, stop
 from mcp import Client
@@ -275,3 +276,42 @@ async def test_without_the_mcp_extra_it_says_how_to_install_it() -> None:
     assert ran.status == 2
     assert "pip install 'lean-async[mcp]'" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Host": "lean.attacker.example"}, 421),  # DNS rebinding: a name resolved to here
+        ({"Origin": "http://attacker.example"}, 403),  # a web page's request
+    ],
+)
+async def test_http_refuses_requests_that_a_web_page_could_make(
+    fake: FakeLean, headers: dict[str, str], status: int
+) -> None:
+    process = await start_cli("mcp", "--http", "0", "--base-url", fake.url, env=app_token_env(fake))
+    try:
+        assert process.stderr is not None
+        announced = (await asyncio.wait_for(process.stderr.readline(), TIMEOUT)).decode()
+        url = re.search(r"http://127\.0\.0\.1:\d+/mcp", announced)
+        assert url, announced
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "page", "version": "0"},
+            },
+        }
+        accept = {"Accept": "application/json, text/event-stream"}
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.post(url.group(), json=initialize, headers=accept) as plain:
+                assert plain.status == 200
+            async with http.post(
+                url.group(), json=initialize, headers={**accept, **headers}
+            ) as refused:
+                assert refused.status == status
+    finally:
+        await stop(process)
