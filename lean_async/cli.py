@@ -1,5 +1,5 @@
-"""The ``lean-async`` command line: ``sweep``, ``list``, ``get``, ``delete``, ``mcp``,
-``mock``, ``demo``. ``lean-async COMMAND --help`` describes each."""
+"""The ``lean-async`` command line: ``sweep``, ``list``, ``get``, ``delete``, ``customers``,
+``destinations``, ``mcp``, ``mock``, ``demo``. ``lean-async COMMAND --help`` describes each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._cli import PROG, CommandError, calls, demo, mcp, mock, sweep
+from ._cli import PROG, CommandError, calls, customers, demo, destinations, mcp, mock, sweep
 from ._cli.args import client_flags, verbosity_flags
 from ._cli.loop import Interrupted, run
 from ._cli.report import configure_logging
@@ -18,7 +18,8 @@ from ._version import __version__
 __all__ = ["main"]
 
 DESCRIPTION = """\
-Lean Technologies' Payment Sources API from the shell. Start with `lean-async demo`:
+Lean Technologies' Payment Sources API, and the customers and payment destinations
+around it, from the shell. Start with `lean-async demo`:
 it needs no setup.
 """
 
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     calling = [client_flags(), verbosity]
     sweep.add_parser(commands, calling)
     calls.add_parsers(commands, calling)
+    customers.add_parser(commands, calling)
+    destinations.add_parser(commands, calling)
     mcp.add_parser(commands, calling)
     mock.add_parser(commands, [])
     demo.add_parser(commands, [verbosity])

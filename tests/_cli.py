@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import os
 import pty
+import signal
 import struct
 import sys
 import termios
@@ -92,6 +93,18 @@ async def wait_for_lines(path: Path, count: int, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{path} did not reach {count} lines in {timeout} s")
+
+
+async def kill_after_lines(*args: str, env: Mapping[str, str], output: Path, lines: int) -> int:
+    """Start the CLI, SIGKILL it once ``output`` has ``lines`` lines; how many it had then."""
+    proc = await start_cli(*args, env=env)
+    try:
+        await wait_for_lines(output, lines)
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 10)
+    finally:
+        await stop(proc)
+    return _line_count(output)
 
 
 async def stop(proc: asyncio.subprocess.Process) -> None:

@@ -3,10 +3,8 @@ duplicating a customer."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -14,11 +12,9 @@ import pytest
 from _cli import (
     app_token_env,
     clean_env,
+    kill_after_lines,
     read_lines,
     run_cli,
-    start_cli,
-    stop,
-    wait_for_lines,
     write_ids,
 )
 
@@ -38,14 +34,9 @@ async def test_a_sweep_killed_partway_resumes_with_every_customer_exactly_once(
         ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
         out = tmp_path / "out.jsonl"
         args = ("sweep", str(ids), "-o", str(out), "--concurrency", "8", "--base-url", server.url)
-        proc = await start_cli(*args, env=app_token_env(server))
-        try:
-            await wait_for_lines(out, 300)
-            proc.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(proc.wait(), 10)
-        finally:
-            await stop(proc)
-        written_before = out.read_bytes().count(b"\n")
+        written_before = await kill_after_lines(
+            *args, env=app_token_env(server), output=out, lines=300
+        )
         assert 300 <= written_before < 3000, "the kill came too late to test anything"
 
         server.faults = Faults()  # the rest may go fast

@@ -222,6 +222,7 @@ HOSTILE = [
     ";x=1",
     "\\",
     "destinations",
+    "payment-sources",
     "x" * 255,
 ]
 
@@ -417,3 +418,36 @@ def test_a_file_saved_before_app_user_ids_still_loads(tmp_path: Path) -> None:
     (tmp_path / "old.json").write_text(json.dumps(old))
     loaded = DataSet.load(tmp_path / "old.json")
     assert [c.app_user_id for c in loaded.customers] == [f"user-{i}" for i in data.customer_ids]
+
+
+# -- a sweep over every customer ----------------------------------------------------------
+
+
+async def test_a_sweep_takes_the_customer_listing_and_covers_everyone_once(
+    server: FakeLean, lean: LeanClient
+) -> None:
+    server.customer_page_cap = 4
+    results = [r async for r in lean.payment_sources.sweep(lean.customers.list(), concurrency=3)]
+    assert sorted(r.customer_id.customer_id for r in results) == sorted(server.customer_ids)
+    assert all(isinstance(r.customer_id, Customer) and r.ok for r in results)
+    for result in results:
+        assert result.sources == server.data.payment_sources(result.customer_id.customer_id)
+
+
+async def test_a_sweep_takes_the_ids_of_the_listing_too(server: FakeLean, lean: LeanClient) -> None:
+    async def ids() -> AsyncIterator[str]:
+        async for customer in lean.customers.list(page_size=6):
+            yield customer.customer_id
+
+    results = await lean.payment_sources.list_many(ids())
+    assert set(results) == set(server.customer_ids)
+
+
+async def test_a_sweep_reads_the_listing_lazily() -> None:
+    async with FakeLean(customers=500, seed=1) as big, big.client() as client:
+        sweep = client.payment_sources.sweep(client.customers.list(page_size=10), concurrency=4)
+        async with contextlib.aclosing(sweep):
+            for _ in range(5):
+                await anext(sweep)
+        # About concurrency customers ahead of what was yielded: a page or two, not 50.
+        assert big.stats.by_path["/customers/v1"] <= 2

@@ -74,7 +74,7 @@ async def run(code: str, env: dict[str, str], *args: str) -> tuple[int, str, str
 
 
 def test_the_readme_has_the_programs_these_tests_run() -> None:
-    assert len(programs()) == 5
+    assert len(programs()) == 7
 
 
 async def test_quick_start_lists_a_customers_sources(
@@ -99,6 +99,37 @@ async def test_reconciliation_job_writes_a_line_per_customer(
     assert sorted(line["customer_id"] for line in lines) == sorted(ids)
     assert code == 1  # the invalid id failed
     assert f"{len(ids)} customers ({len(ids) - 1} ok, 1 failed)" in err
+
+
+async def test_onboarding_example_finds_or_creates_the_customer_and_its_destinations(
+    lean_env: tuple[FakeLean, dict[str, str]],
+) -> None:
+    server, env = lean_env
+    onboard = program("async def onboard(")
+    [known] = [c for c in server.customers if c.customer_id == QUICK_START_CUSTOMER]
+    assert known.app_user_id is not None
+    code, out, err = await run(onboard, env, known.app_user_id)
+    assert code == 0, err
+    assert f"customer {QUICK_START_CUSTOMER} for {known.app_user_id}" in out
+    assert "pays Fake Corp. - AED (AED): ACTIVE" in out
+    code, out, err = await run(onboard, env, "a new user/ü")
+    assert code == 0, err
+    assert out.endswith(" for a new user/ü\n")
+    assert [c.app_user_id for c in server.customers].count("a new user/ü") == 1
+
+
+async def test_every_customer_reconciliation_writes_each_customer_once(
+    lean_env: tuple[FakeLean, dict[str, str]], tmp_path: Path
+) -> None:
+    server, env = lean_env
+    server.customer_page_cap = 7
+    out_file = tmp_path / "out.jsonl"
+    code, _, err = await run(program("async def reconcile_everyone("), env, str(out_file))
+    assert code == 0, err
+    lines = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert sorted(line["customer_id"] for line in lines) == sorted(server.customer_ids)
+    assert {line["app_user"] for line in lines} == {c.app_user_id for c in server.customers}
+    assert f"{len(server.customer_ids)} customers ({len(server.customer_ids)} ok" in err
 
 
 async def test_fake_server_example_runs(lean_env: tuple[FakeLean, dict[str, str]]) -> None:

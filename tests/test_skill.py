@@ -3,6 +3,7 @@ Skills format, and its commands run as written and keep its own safety rules."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import AsyncIterator
@@ -39,8 +40,14 @@ def commands() -> list[list[str]]:
     ]
 
 
-def with_ids(argv: list[str], customer_id: str, payment_source_id: str) -> list[str]:
-    ids = {"CUSTOMER_ID": customer_id, "PAYMENT_SOURCE_ID": payment_source_id}
+def with_ids(
+    argv: list[str], customer_id: str, payment_source_id: str, app_user_id: str = "user-1"
+) -> list[str]:
+    ids = {
+        "CUSTOMER_ID": customer_id,
+        "PAYMENT_SOURCE_ID": payment_source_id,
+        "APP_USER_ID": app_user_id,
+    }
     return [ids.get(arg, arg) for arg in argv]
 
 
@@ -60,7 +67,7 @@ def test_the_readme_names_the_skill_folder() -> None:
 
 def test_every_command_parses_and_follows_the_skills_safety_rules() -> None:
     argvs = commands()
-    assert {argv[0] for argv in argvs} >= {"list", "get", "delete", "sweep"}
+    assert {argv[0] for argv in argvs} >= {"customers", "list", "get", "delete", "sweep"}
     parser = build_parser()
     for argv in argvs:
         args = parser.parse_args(with_ids(argv, "6db94cb7-3a02-4a57-a03a-e2a92ce86406", "x"))
@@ -82,15 +89,28 @@ async def test_the_read_commands_run_as_written_and_show_no_full_account_number(
         (c, s) for c in fake.customer_ids for s in fake.data.payment_sources(c) if s.accounts
     )
     numbers = [n for a in source.accounts for n in (a.account_number, a.iban) if n]
+    app_user_id = next(c.app_user_id for c in fake.customers if c.customer_id == customer_id)
+    assert app_user_id is not None
     reads = [
-        argv for argv in commands() if argv[0] in ("list", "get") and "--environment" not in argv
+        argv
+        for argv in commands()
+        if argv[0] in ("customers", "list", "get") and "--environment" not in argv
     ]
-    assert len(reads) == 2
+    assert len(reads) == 3
     for argv in reads:
         ran = await run_cli(
-            *with_ids(argv, customer_id, source.id), "--base-url", fake.url, env=app_token_env(fake)
+            *with_ids(argv, customer_id, source.id, app_user_id),
+            "--base-url",
+            fake.url,
+            env=app_token_env(fake),
         )
         assert ran.status == 0, ran.stderr
+        if argv[0] == "customers":
+            assert json.loads(ran.stdout) == {
+                "customer_id": customer_id,
+                "app_user_id": app_user_id,
+            }
+            continue
         assert source.id in ran.stdout
         for number in numbers:
             assert number not in ran.stdout

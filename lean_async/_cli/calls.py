@@ -15,7 +15,7 @@ from ..resources.payment_sources import DeleteReason
 from . import CommandError
 from .args import client_from_args
 
-__all__ = ["add_parsers"]
+__all__ = ["add_parsers", "compact_flag", "json_command"]
 
 Call = Callable[[LeanClient, argparse.Namespace], Awaitable[Any]]
 
@@ -43,13 +43,19 @@ def add_parsers(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
                 action="store_true",
                 help="show account numbers and IBANs by their last 4 characters only",
             )
-        parser.add_argument(
-            "--compact", action="store_true", help="one line of JSON instead of indented"
-        )
-        parser.set_defaults(run=_runner(call))
+        compact_flag(parser)
+        parser.set_defaults(run=json_command(call))
 
 
-def _runner(call: Call) -> Callable[[argparse.Namespace], Awaitable[int]]:
+def compact_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compact", action="store_true", help="one line of JSON instead of indented"
+    )
+
+
+def json_command(call: Call) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    """A command that makes one call and prints its answer as JSON on stdout."""
+
     async def run(args: argparse.Namespace) -> int:
         async with client_from_args(args) as client:
             try:

@@ -7,26 +7,36 @@ import contextlib
 import os
 import stat
 import sys
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+)
 from typing import Any
 
 from .._client import LeanClient
-from .._constants import DEFAULT_SWEEP_CONCURRENCY
-from .._exceptions import AuthenticationError
+from .._constants import DEFAULT_CUSTOMER_PAGE_SIZE, DEFAULT_SWEEP_CONCURRENCY
+from .._exceptions import AuthenticationError, LeanError
+from .._paging import Pager
 from .._sweep import SweepProgress
+from ..types.customers import Customer
 from . import CommandError, UsageError
 from .args import client_from_args, positive_int
 from .ids import count_ids, read_ids
 from .output import Output, Written, open_output
-from .records import FORMATS, format_named
+from .records import FORMATS, Format, format_named
 from .report import ProgressBar, RetryTally, summary
 
 __all__ = ["add_parser", "exit_status", "sweep_into"]
 
 DESCRIPTION = """\
 List the payment sources of many customers. Reads customer ids one per line (blank lines
-and lines starting with # are skipped) and writes one JSON line per customer, or CSV rows,
-as results come (in completion order, not input order). A progress bar and a summary go
+and lines starting with # are skipped), or with --all-customers lists every customer of
+the application from Lean, page by page, and writes one JSON line per customer, or CSV
+rows, as results come (in completion order, not input order). A progress bar and a summary go
 to stderr. Exit status: 0 when every customer in the output succeeded, 1 when some failed
 (their lines say why), 2 for a usage error, 130 after Ctrl-C.
 """
@@ -36,6 +46,7 @@ examples:
   LEAN_APP_TOKEN=... lean-async sweep customers.txt -o sources.jsonl
   cat customers.txt | lean-async sweep --format csv > sources.csv
   lean-async sweep customers.txt -o sources.jsonl --resume   # after a crash or Ctrl-C
+  lean-async sweep --all-customers -o sources.jsonl [--resume]
 """
 
 
@@ -53,6 +64,18 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         nargs="?",
         metavar="IDS",
         help="file of customer ids, one per line; - for stdin (the default when piped)",
+    )
+    parser.add_argument(
+        "--all-customers",
+        action="store_true",
+        help="every customer of the application, listed from Lean as the sweep goes",
+    )
+    parser.add_argument(
+        "--page-size",
+        type=positive_int,
+        default=DEFAULT_CUSTOMER_PAGE_SIZE,
+        metavar="N",
+        help="customers per page with --all-customers (default %(default)s)",
     )
     parser.add_argument("-o", "--output", metavar="PATH", help="write here (default stdout)")
     parser.add_argument(
@@ -83,32 +106,75 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=run_sweep)
 
 
+# The customer ids to sweep, given those already in the output and the progress bar.
+Input = Callable[[Collection[str], ProgressBar], AsyncIterable[str]]
+
+
 async def run_sweep(args: argparse.Namespace) -> int:
     fmt = format_named(args.format, args.output)
+    if args.all_customers and args.input is not None:
+        raise UsageError("give a file of customer ids or --all-customers, not both")
     # Before touching any file: a missing credential must not leave an empty output.
     client = client_from_args(args, concurrency=args.concurrency)
-    with _opened_input(args.input, args.output) as (fd, path):
-        output, earlier = open_output(
-            args.output, fmt, resume=args.resume, overwrite=args.overwrite
+    if args.all_customers:
+        listing = client.customers.list(page_size=args.page_size)
+        return await _sweep_to_output(
+            client, args, fmt, lambda skip, bar: _every_customer_id(listing, skip, bar)
         )
-        try:
-            skip = earlier.done if earlier is not None else set()
-            if earlier is not None and earlier.records:
-                _resuming_note(output.name, earlier)
-            bar = ProgressBar(enabled=not args.no_progress)
+    with _opened_input(args.input, args.output) as (fd, path):
+
+        def from_file(skip: Collection[str], bar: ProgressBar) -> AsyncIterable[str]:
             if bar.shown and path is not None and _is_regular(path):
                 bar.set_total(count_ids(path, skip))
-            progress = await sweep_into(
-                client,
-                read_ids(fd, skip),
-                output,
-                concurrency=args.concurrency,
-                bar=bar,
-                earlier=earlier,
-            )
-        finally:
-            output.close()
+            return read_ids(fd, skip)
+
+        return await _sweep_to_output(client, args, fmt, from_file)
+
+
+async def _sweep_to_output(
+    client: LeanClient, args: argparse.Namespace, fmt: Format, customer_ids: Input
+) -> int:
+    output, earlier = open_output(args.output, fmt, resume=args.resume, overwrite=args.overwrite)
+    try:
+        skip = earlier.done if earlier is not None else set()
+        if earlier is not None and earlier.records:
+            _resuming_note(output.name, earlier)
+        bar = ProgressBar(enabled=not args.no_progress)
+        progress = await sweep_into(
+            client,
+            customer_ids(skip, bar),
+            output,
+            concurrency=args.concurrency,
+            bar=bar,
+            earlier=earlier,
+        )
+    finally:
+        output.close()
     return exit_status(progress, earlier)
+
+
+async def _every_customer_id(
+    listing: Pager[Customer], skip: Collection[str], bar: ProgressBar
+) -> AsyncIterator[str]:
+    """The ids of every customer ``listing`` yields, minus those in ``skip``; the bar's
+    total follows the count the latest page announced. A page that fails (after the
+    client's retries) stops the sweep."""
+    pages = 0
+    try:
+        async for customer in listing:
+            if listing.pages_read != pages:
+                pages = listing.pages_read
+                if listing.total_elements is not None:
+                    bar.set_total(max(listing.total_elements - len(skip), 0))
+            if customer.customer_id not in skip:
+                yield customer.customer_id
+    except LeanError as exc:
+        if isinstance(exc, AuthenticationError):
+            raise CommandError(f"the credentials were refused ({exc}); fix them") from None
+        raise CommandError(
+            f"listing the customers failed at page {listing.pages_read + 1}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
 
 
 def exit_status(progress: SweepProgress, earlier: Written | None) -> int:

@@ -1,5 +1,6 @@
-"""The aiohttp.web application that answers as Lean's Payment Sources API and its OAuth2
-token endpoint do, with faults injected in one middleware."""
+"""The aiohttp.web application that answers as Lean's API and its OAuth2 token endpoint do:
+authentication, scopes and injected faults in one middleware, the routes of each API in a
+module of their own."""
 
 from __future__ import annotations
 
@@ -8,28 +9,24 @@ import math
 import random
 from collections.abc import Callable
 
-import msgspec
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from .._constants import APP_TOKEN_HEADER
 from ..models import PaymentSource
-from ..resources.payment_sources import DeleteReason
 from ._customers import customer_routes
 from ._data import DataSet, is_uuid
 from ._destinations import destination_routes
 from ._faults import NO_FAULT, Fault, Faults, Plan, RateLimiter, plan
-from ._responses import CUSTOMER_NOT_FOUND, lean_error, lean_headers, proxy_error_page, respond
+from ._payment_sources import payment_source_routes
+from ._responses import lean_error, proxy_error_page, respond
 from ._stats import Stats
 from ._tokens import API_SCOPE, TokenIssuer, TokenRefusal, scope_allows
 
-__all__ = ["LeanApp", "TOKEN_PATH", "delete_body_problem"]
+__all__ = ["LeanApp", "TOKEN_PATH"]
 
 TOKEN_PATH = "/oauth2/token"
-_SOURCES_PATH = "/customers/v1/{customer_id}/payment-sources"
-_SOURCE_PATH = _SOURCES_PATH + "/{payment_source_id}"
 _FORM = "application/x-www-form-urlencoded"
-_REASONS = tuple(reason.value for reason in DeleteReason)
 # Lean documents no code for bad credentials (CERTIFICATE_TOKEN_MISMATCH is about mTLS):
 # this server's choice.
 UNAUTHORIZED = "UNAUTHORIZED"
@@ -46,25 +43,6 @@ _CODE_OF_STATUS = {
     429: "RATE_LIMIT_EXCEEDED",
     500: "INTERNAL_SERVER_ERROR",
 }
-
-
-def delete_body_problem(body: bytes) -> tuple[str, str] | None:
-    """(code, message) of what is wrong with a delete's ``{"reason": ...}`` body; None if
-    nothing is."""
-    if not body.strip():
-        return "MISSING_PARAMETERS", "the request body with a 'reason' is required"
-    try:
-        parsed = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return "INVALID_PARAMETERS", "the request body is not valid JSON"
-    if not isinstance(parsed, dict):
-        return "INVALID_PARAMETERS", "the request body must be a JSON object"
-    reason = parsed.get("reason")
-    if reason is None:
-        return "MISSING_PARAMETERS", "'reason' is required"
-    if reason not in _REASONS:
-        return "INVALID_PARAMETERS", f"'reason' must be one of {', '.join(_REASONS)}"
-    return None
 
 
 class LeanApp:
@@ -106,12 +84,10 @@ class LeanApp:
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
-        app.router.add_get(_SOURCES_PATH, self._list, allow_head=False)
-        app.router.add_get(_SOURCE_PATH, self._get, allow_head=False)
-        app.router.add_delete(_SOURCE_PATH, self._delete)
-        app.router.add_post(TOKEN_PATH, self._token)
         app.router.add_routes(customer_routes(self))
         app.router.add_routes(destination_routes(self))
+        app.router.add_routes(payment_source_routes(self))
+        app.router.add_post(TOKEN_PATH, self._token)
         return app
 
     # -- middleware: stats, faults, router errors ----------------------------------
@@ -250,37 +226,7 @@ class LeanApp:
             )
         return None
 
-    # -- routes --------------------------------------------------------------------
-
-    async def _list(self, request: web.Request) -> web.Response:
-        customer_id = request.match_info["customer_id"]
-        body = self.data.list_body(customer_id)
-        if body is None:
-            if self.unknown_customer_404:
-                return lean_error(404, CUSTOMER_NOT_FOUND, "No customer with this id")
-            body = b"[]"
-        return respond(200, body)
-
-    async def _get(self, request: web.Request) -> web.Response:
-        customer_id, source_id = _source_ids(request)
-        body = self.data.source_body(customer_id, source_id)
-        if body is None:
-            return _unknown_source()
-        return respond(200, body)
-
-    async def _delete(self, request: web.Request) -> web.Response:
-        customer_id, source_id = _source_ids(request)
-        problem = delete_body_problem(await request.read())
-        if problem is not None:
-            return lean_error(400, *problem)
-        source = self.data.remove(customer_id, source_id)
-        if source is None:
-            return _unknown_source()
-        if self.on_delete is not None:
-            self.on_delete(source)
-        if self.delete_status == 204:
-            return web.Response(status=204, headers=lean_headers(None))
-        return respond(200, b"{}")
+    # -- the token endpoint --------------------------------------------------------
 
     async def _token(self, request: web.Request) -> web.Response:
         self.stats.token_requests += 1
@@ -294,13 +240,3 @@ class LeanApp:
         response = respond(200, body)
         response.headers[hdrs.CACHE_CONTROL] = "no-store"
         return response
-
-
-def _source_ids(request: web.Request) -> tuple[str, str]:
-    return request.match_info["customer_id"], request.match_info["payment_source_id"]
-
-
-def _unknown_source() -> web.Response:
-    return lean_error(
-        404, "UNKNOWN_PAYMENT_SOURCE", "No payment source with this id for this customer"
-    )

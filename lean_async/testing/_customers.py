@@ -13,7 +13,7 @@ from multidict import MultiMapping
 from .._exceptions import InvalidIdError
 from .._ids import validate_app_user_id
 from ..resources.customers import CUSTOMER_ALREADY_EXISTS
-from ._responses import CUSTOMER_NOT_FOUND, lean_error, respond
+from ._responses import lean_error, respond, unknown_customer
 
 if TYPE_CHECKING:
     from ._app import LeanApp
@@ -44,11 +44,11 @@ def customer_routes(app: LeanApp) -> list[web.RouteDef]:
 
     async def get(request: web.Request) -> web.Response:
         key = app.data.customer_key(request.match_info["customer_id"])
-        return _unknown_customer() if key is None else respond(200, app.data.customer_body(key))
+        return unknown_customer() if key is None else respond(200, app.data.customer_body(key))
 
     async def get_by_app_user_id(request: web.Request) -> web.Response:
         key = app.data.customer_key_of_app_user(request.match_info["app_user_id"])
-        return _unknown_customer() if key is None else respond(200, app.data.customer_body(key))
+        return unknown_customer() if key is None else respond(200, app.data.customer_body(key))
 
     async def list_page(request: web.Request) -> web.Response:
         place = _page_of(request.query)
@@ -68,10 +68,6 @@ def customer_routes(app: LeanApp) -> list[web.RouteDef]:
         web.get(_PATH + "/app-user-id/{app_user_id}", get_by_app_user_id, allow_head=False),
         web.get(_PATH + "/{customer_id}", get, allow_head=False),
     ]
-
-
-def _unknown_customer() -> web.Response:
-    return lean_error(404, CUSTOMER_NOT_FOUND, "No customer with this id")
 
 
 def _app_user_id_of(body: bytes) -> str | web.Response:

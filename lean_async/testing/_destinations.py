@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ._responses import CUSTOMER_NOT_FOUND, lean_error, respond
+from ._responses import lean_error, respond, unknown_customer
 
 if TYPE_CHECKING:
     from ._app import LeanApp
@@ -36,7 +36,7 @@ def destination_routes(app: LeanApp) -> list[web.RouteDef]:
         key = app.data.customer_key(request.match_info["customer_id"])
         if key is None:
             if app.unknown_customer_404:
-                return lean_error(404, CUSTOMER_NOT_FOUND, "No customer with this id")
+                return unknown_customer()
             return respond(200, b"[]")
         return respond(200, app.data.customer_destinations_body(key))
 

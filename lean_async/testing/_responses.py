@@ -21,6 +21,7 @@ __all__ = [
     "lean_headers",
     "proxy_error_page",
     "respond",
+    "unknown_customer",
 ]
 
 JSON = "application/json"
@@ -63,3 +64,7 @@ def proxy_error_page(status: int) -> bytes:
         f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
         "</body>\r\n</html>\r\n"
     ).encode()
+
+
+def unknown_customer() -> web.Response:
+    return lean_error(404, CUSTOMER_NOT_FOUND, "No customer with this id")
