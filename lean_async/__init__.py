@@ -22,6 +22,7 @@ from ._exceptions import (
     ServerError,
     WebhookSignatureError,
 )
+from ._paging import Pager
 from ._retry import RetryPolicy
 from ._sweep import SweepProgress, SweepResult
 from ._version import __version__
@@ -58,6 +59,7 @@ __all__ = [
     "LeanClient",
     "LeanError",
     "NotFoundError",
+    "Pager",
     "PaymentDestination",
     "PaymentDestinationStatus",
     "PaymentSource",

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 
 from ._exceptions import DecodeError
 from ._json import decode_json
-from ._transport import Decode, Transport
+
+if TYPE_CHECKING:
+    # Only in annotations: the models of each resource import this module, and the
+    # transport imports the models.
+    from ._transport import Decode, Transport
 
 __all__ = [
     "CUSTOMER_PAGES",

@@ -4,17 +4,25 @@ of any text, and get_or_create."""
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from _postman import CREATE_CUSTOMER, CUSTOMER_ALREADY_EXISTS, GET_CUSTOMER, LIST_CUSTOMERS
 from _samples import CUSTOMER_ID
 from _server import LocalServer, reply
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lean_async import ConflictError, Customer, InvalidIdError, LeanClient, NotFoundError
+from lean_async._ids import path_segment, validate_app_user_id
 from lean_async.types import decode_customer, decode_customer_page
+
+# RFC 3986 unreserved characters, and percent escapes.
+SEGMENT_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~%")
 
 POSTMAN_CUSTOMER = Customer(
     customer_id="a33a50fc-b29c-4c03-9cab-379280d7e500", app_user_id="lean_app_user_id_1"
@@ -152,8 +160,6 @@ def test_a_str_subclass_sends_its_text_not_its_own_str() -> None:
         def __str__(self) -> str:
             return "../../admin"
 
-    from lean_async._ids import validate_app_user_id
-
     assert type(validate_app_user_id(Sneaky("user-1"))) is str
     assert validate_app_user_id(Sneaky("user-1")) == "user-1"
 
@@ -206,3 +212,16 @@ async def test_get_or_create_raises_not_found_if_the_conflicting_customer_vanish
     server.script("/customers/v1/app-user-id/user-1", reply(404, json_body={"status": "X"}))
     with pytest.raises(NotFoundError):
         await make_client().customers.get_or_create("user-1")
+
+
+@given(
+    st.text(min_size=1, max_size=255).filter(
+        lambda t: not any(0xD800 <= ord(c) < 0xE000 for c in t)
+    )
+)
+def test_every_app_user_id_is_one_segment_that_decodes_back_to_itself(app_user_id: str) -> None:
+    segment = path_segment(validate_app_user_id(app_user_id))
+    assert unquote(segment) == app_user_id
+    assert "/" not in segment and "?" not in segment and "#" not in segment
+    assert segment not in (".", "..")
+    assert set(segment) <= SEGMENT_CHARACTERS

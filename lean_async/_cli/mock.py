@@ -75,7 +75,7 @@ def announcement(server: FakeLean, ids_file: str | None) -> str:
         f"  {env} lean-async sweep {shlex.quote(ids_file)} --base-url {server.url} "
         "-o sources.jsonl\n"
         if ids_file
-        else "  (add --write-ids ids.txt to get the customer ids for a sweep)\n"
+        else f"  {env} lean-async sweep --all-customers --base-url {server.url} -o sources.jsonl\n"
     )
     return (
         f"Fake Lean API listening on {server.url}\n"
@@ -88,6 +88,7 @@ def announcement(server: FakeLean, ids_file: str | None) -> str:
         "\n"
         "Try, in another shell:\n"
         f"  {env} lean-async list {first} --base-url {server.url}\n"
+        f"  {env} lean-async customers list --base-url {server.url}\n"
         f"{sweep}"
         "or with OAuth2 client credentials:\n"
         f"  {oauth} lean-async list {first} --base-url {server.url} --auth-url {server.token_url}\n"
