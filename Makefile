@@ -26,7 +26,7 @@ bench: $(READY)
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[cli,speed,test,lint,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[cli,speed,mcp,test,lint,bench]'
 	touch $@
 
 clean:

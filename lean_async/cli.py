@@ -1,5 +1,5 @@
 """The ``lean-async`` command line: ``sweep``, ``list``, ``get``, ``delete``, ``customers``,
-``destinations``, ``mock``, ``demo``. ``lean-async COMMAND --help`` describes each."""
+``destinations``, ``mcp``, ``mock``, ``demo``. ``lean-async COMMAND --help`` describes each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._cli import PROG, CommandError, calls, customers, demo, destinations, mock, sweep
+from ._cli import PROG, CommandError, calls, customers, demo, destinations, mcp, mock, sweep
 from ._cli.args import client_flags, verbosity_flags
 from ._cli.loop import Interrupted, run
 from ._cli.report import configure_logging
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_parsers(commands, calling)
     customers.add_parser(commands, calling)
     destinations.add_parser(commands, calling)
+    mcp.add_parser(commands, calling)
     mock.add_parser(commands, [])
     demo.add_parser(commands, [verbosity])
     return parser

@@ -32,3 +32,12 @@ def test_memory_benchmark_sweeps_each_size_in_a_fresh_process() -> None:
 
 def test_import_time_benchmark_reads_python_importtime() -> None:
     assert 0 < importtime.added_ms() < 1000
+
+
+def test_mcp_benchmark_times_every_path_in_every_round() -> None:
+    from benchmarks import mcp
+
+    results = mcp.run(calls=3, rounds=2)
+    assert list(results) == list(mcp.PATHS)
+    assert all(len(ms) == 2 and min(ms) > 0 for ms in results.values())
+    assert len(mcp.summarize(results)) == len(mcp.PATHS)

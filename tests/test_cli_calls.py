@@ -52,6 +52,33 @@ async def test_get_prints_one_payment_source_and_compact_is_one_line(server: Fak
     assert msgspec.json.decode(ran.stdout, type=PaymentSource) == sources[0]
 
 
+@pytest.mark.parametrize("command", ["list", "get"])
+async def test_mask_shows_account_numbers_and_ibans_by_their_last_four_only(
+    server: FakeLean, command: str
+) -> None:
+    customer, sources = next(
+        (c, server.data.payment_sources(c))
+        for c in server.customer_ids
+        if any(s.accounts for s in server.data.payment_sources(c)[:1])
+    )
+    ids = [customer] if command == "list" else [customer, sources[0].id]
+    ran = await run_cli(
+        command, *ids, "--mask", "--base-url", server.url, env=app_token_env(server)
+    )
+    assert ran.status == 0, ran.stderr
+    shown = sources if command == "list" else sources[:1]
+    expected = [source.masked() for source in shown]
+    type_ = list[PaymentSource] if command == "list" else PaymentSource
+    decoded = msgspec.json.decode(ran.stdout, type=type_)
+    assert decoded == (expected if command == "list" else expected[0])
+    numbers = [a.account_number for s in shown for a in s.accounts] + [
+        a.iban for s in shown for a in s.accounts
+    ]
+    for number in filter(None, numbers):
+        assert number not in ran.stdout
+        assert number[-4:] in ran.stdout
+
+
 async def test_delete_removes_the_payment_source_and_says_so(server: FakeLean) -> None:
     customer, sources = _customer_with_sources(server)
     ran = await run_cli(

@@ -74,7 +74,7 @@ async def run(code: str, env: dict[str, str], *args: str) -> tuple[int, str, str
 
 
 def test_the_readme_has_the_programs_these_tests_run() -> None:
-    assert len(programs()) == 6
+    assert len(programs()) == 7
 
 
 async def test_quick_start_lists_a_customers_sources(
@@ -181,3 +181,49 @@ async def test_webhook_receiver_example_handles_a_signed_delivery(
         process.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert "linked an account at Emirates NBD" in out.decode()
+
+
+async def test_mcp_embedding_example_lists_tools_and_masked_sources(
+    lean_env: tuple[FakeLean, dict[str, str]],
+) -> None:
+    server, env = lean_env
+    code, out, err = await run(program("from lean_async.mcp import create_server"), env)
+    assert code == 0, err
+    assert "['find_customer', 'list_payment_sources', 'get_payment_source']" in out
+    ibans = [a.iban for s in server.data.payment_sources(QUICK_START_CUSTOMER) for a in s.accounts]
+    assert ibans
+    for iban in filter(None, ibans):
+        assert iban not in out
+        assert iban[-4:] in out
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # the initialize handshake, or 2026's
+async def test_claude_desktop_configuration_starts_a_working_server(
+    lean_env: tuple[FakeLean, dict[str, str]], mode: str
+) -> None:
+    """What an MCP client does with the README's configuration: start the command with its
+    arguments and environment, and speak MCP to it over stdio."""
+    from mcp import Client, StdioServerParameters
+
+    server, env = lean_env
+    blocks = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (config,) = [json.loads(block) for block in blocks if "mcpServers" in block]
+    (entry,) = config["mcpServers"].values()
+    assert set(entry["env"]) == {"LEAN_CLIENT_ID", "LEAN_CLIENT_SECRET"}
+    params = StdioServerParameters(
+        command=str(Path(sys.executable).parent / "lean-async"),
+        args=entry["args"],
+        env={
+            "LEAN_CLIENT_ID": server.client_id,
+            "LEAN_CLIENT_SECRET": server.client_secret,
+            "LEAN_BASE_URL": env["LEAN_BASE_URL"],
+            "LEAN_AUTH_URL": env["LEAN_AUTH_URL"],
+        },
+    )
+    async with Client(params, mode=mode, read_timeout_seconds=30) as client:
+        result = await client.call_tool(
+            "list_payment_sources", {"customer_id": QUICK_START_CUSTOMER}
+        )
+    assert not result.is_error
+    assert isinstance(result.structured_content, dict)
+    assert len(result.structured_content["payment_sources"]) == 1

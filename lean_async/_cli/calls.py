@@ -37,6 +37,12 @@ def add_parsers(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
                 default=DeleteReason.USER_REQUESTED.value,
                 help="sent to Lean (default %(default)s)",
             )
+        else:
+            parser.add_argument(
+                "--mask",
+                action="store_true",
+                help="show account numbers and IBANs by their last 4 characters only",
+            )
         compact_flag(parser)
         parser.set_defaults(run=json_command(call))
 
@@ -69,11 +75,13 @@ def json_command(call: Call) -> Callable[[argparse.Namespace], Awaitable[int]]:
 
 
 async def _list(client: LeanClient, args: argparse.Namespace) -> Any:
-    return await client.payment_sources.list(args.customer_id)
+    sources = await client.payment_sources.list(args.customer_id)
+    return [source.masked() for source in sources] if args.mask else sources
 
 
 async def _get(client: LeanClient, args: argparse.Namespace) -> Any:
-    return await client.payment_sources.get(args.customer_id, args.payment_source_id)
+    source = await client.payment_sources.get(args.customer_id, args.payment_source_id)
+    return source.masked() if args.mask else source
 
 
 async def _delete(client: LeanClient, args: argparse.Namespace) -> Any:

@@ -76,6 +76,13 @@ class Account(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     balance_last_updated: datetime | None = None  # deprecated by Lean
     application_id: str | None = None
 
+    def masked(self) -> Account:
+        """A copy with the account number and IBAN masked but for their last four
+        characters, for transcripts and logs."""
+        return msgspec.structs.replace(
+            self, account_number=_mask(self.account_number), iban=_mask(self.iban)
+        )
+
     def __repr__(self) -> str:
         # Keep full account numbers and IBANs out of logs that print a source.
         fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
@@ -108,6 +115,12 @@ class PaymentSource(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     end_user_ids: list[str] = msgspec.field(default_factory=list)
     beneficiaries: list[Beneficiary] = msgspec.field(default_factory=list)
     accounts: list[Account] = msgspec.field(default_factory=list)
+
+    def masked(self) -> PaymentSource:
+        """A copy whose accounts have their numbers and IBANs masked (``Account.masked``)."""
+        return msgspec.structs.replace(
+            self, accounts=[account.masked() for account in self.accounts]
+        )
 
 
 class AccessToken(msgspec.Struct, kw_only=True, frozen=True):
