@@ -157,3 +157,24 @@ async def test_resume_needs_an_output_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ran.status == 2
     assert "--resume needs an output file" in ran.stderr
+
+
+async def test_csv_piped_to_stdout_has_the_header_and_resumes(tmp_path: Path) -> None:
+    async with FakeLean(customers=6, seed=4) as server:
+        ids = server.customer_ids
+        first = await run_cli(
+            "sweep", "--format", "csv", "--base-url", server.url,
+            env=app_token_env(server), stdin="".join(f"{i}\n" for i in ids[:3]).encode(),
+        )  # fmt: skip
+        assert first.status == 0, first.stderr
+        assert first.stdout.splitlines()[0].startswith("customer_id,ok,source_count,")
+        out = tmp_path / "s.csv"
+        out.write_text(first.stdout)  # what `> s.csv` leaves
+        ids_file = write_ids(tmp_path / "ids.txt", ids)
+        ran = await run_cli(
+            "sweep", str(ids_file), "-o", str(out), "--resume", "--base-url", server.url,
+            env=app_token_env(server),
+        )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert {row["customer_id"] for row in rows} == set(ids)

@@ -60,7 +60,11 @@ def open_output(
     if path is None or path == "-":
         if resume:
             raise UsageError("--resume needs an output file (--output PATH)")
-        return Output(sys.stdout.buffer, fmt, "stdout", owned=False), None
+        stdout = sys.stdout.buffer
+        # The header too: what is piped to a file must be a file --resume can continue.
+        stdout.write(fmt.header)
+        stdout.flush()
+        return Output(stdout, fmt, "stdout", owned=False), None
     try:
         mode, size = _mode_and_size(path)
     except OSError as exc:
