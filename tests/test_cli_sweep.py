@@ -191,8 +191,44 @@ async def test_missing_credentials_are_one_sentence_and_exit_2_before_any_file_i
     assert ran.status == 2
     assert ran.stderr.count("\n") == 1
     assert ran.stderr.startswith("lean-async: error: no credentials")
-    assert "LEAN_APP_TOKEN" in ran.stderr
+    for named in ("--app-token", "--access-token", "--client-id", "--client-secret"):
+        assert named in ran.stderr
+    for named in ("LEAN_APP_TOKEN", "LEAN_ACCESS_TOKEN", "LEAN_CLIENT_ID", "LEAN_CLIENT_SECRET"):
+        assert named in ran.stderr
+    assert "=" not in ran.stderr  # no Python keyword argument
     assert not out.exists()
+
+
+async def test_a_client_id_without_a_secret_is_named_as_flags(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ran = await run_cli(
+        "sweep", str(ids_file), "--client-id", "x", "--base-url", server.url, env=clean_env()
+    )
+    assert ran.status == 2
+    assert "--client-secret is missing" in ran.stderr
+    assert "client_secret=" not in ran.stderr
+
+
+async def test_oauth_with_the_api_host_overridden_and_no_token_url_is_a_usage_error_at_once(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    oauth = clean_env(LEAN_CLIENT_ID=server.client_id, LEAN_CLIENT_SECRET=server.client_secret)
+    out = tmp_path / "out.jsonl"
+    by_flag = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--base-url", server.url, env=oauth, timeout=10
+    )
+    by_env = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), env={**oauth, "LEAN_BASE_URL": server.url},
+        timeout=10,
+    )  # fmt: skip
+    for ran in (by_flag, by_env):
+        assert ran.status == 2
+        assert ran.stderr.count("\n") == 1
+        assert "--auth-url" in ran.stderr and "LEAN_AUTH_URL" in ran.stderr
+        assert "auth_url=" not in ran.stderr
+    assert not out.exists()
+    assert server.stats.requests == 0
 
 
 async def test_refused_credentials_stop_the_sweep_without_writing_failed_lines(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from .._client import LeanClient
 from .._constants import (
@@ -17,6 +18,8 @@ from .._constants import (
     ENVIRONMENTS,
     REGIONS,
 )
+from .._exceptions import ConfigurationError
+from . import UsageError
 
 __all__ = ["client_flags", "client_from_args", "positive_int", "verbosity_flags"]
 
@@ -98,24 +101,41 @@ def client_flags() -> argparse.ArgumentParser:
 
 
 def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanClient:
-    """The client the flags describe; ConfigurationError (one sentence) when they don't."""
+    """The client the flags describe; UsageError (one sentence, in terms of the flags) when
+    they don't."""
     client_id, client_secret = args.client_id, args.client_secret
     if (client_id is None) != (client_secret is None):
         # The other half of the pair may come from the environment, to keep the secret
         # out of the shell's history.
         client_id = client_id or os.environ.get(ENV_CLIENT_ID) or None
         client_secret = client_secret or os.environ.get(ENV_CLIENT_SECRET) or None
-    return LeanClient(
-        app_token=args.app_token,
-        access_token=args.access_token,
-        client_id=client_id,
-        client_secret=client_secret,
-        environment=args.environment,
-        region=args.region,
-        base_url=args.base_url,
-        auth_url=args.auth_url,
-        timeout=args.timeout,
-        max_retries=args.max_retries,
-        rate_limit=args.rate_limit,
-        max_connections=max(DEFAULT_MAX_CONNECTIONS, concurrency),
-    )
+    try:
+        return LeanClient(
+            app_token=args.app_token,
+            access_token=args.access_token,
+            client_id=client_id,
+            client_secret=client_secret,
+            environment=args.environment,
+            region=args.region,
+            base_url=args.base_url,
+            auth_url=args.auth_url,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            rate_limit=args.rate_limit,
+            max_connections=max(DEFAULT_MAX_CONNECTIONS, concurrency),
+        )
+    except ConfigurationError as exc:
+        raise UsageError(in_flag_terms(str(exc))) from None
+
+
+# The library's messages name its keyword arguments (``app_token=``); on the command line
+# the same options are flags.
+_KEYWORD = re.compile(
+    r"\b(app_token|access_token|client_id|client_secret|base_url|auth_url|timeout|"
+    r"max_retries|rate_limit)="
+)
+
+
+def in_flag_terms(message: str) -> str:
+    """``message`` with the client's keyword arguments named as the CLI's flags."""
+    return _KEYWORD.sub(lambda match: "--" + match[1].replace("_", "-"), message)
