@@ -45,7 +45,7 @@ async def test_mock_prints_working_url_and_credentials_and_exits_0_on_sigint() -
         url = lines[0].rsplit(" ", 1)[1]
         assert lines[0] == f"Fake Lean API listening on {url}"
         assert any(
-            line.strip().startswith("LEAN_APP_TOKEN=") and "lean-async list" in line
+            line.strip().startswith("LEAN_APP_TOKEN=") and " -m lean_async list " in line
             for line in lines
         )
         async with LeanClient(
@@ -55,7 +55,8 @@ async def test_mock_prints_working_url_and_credentials_and_exits_0_on_sigint() -
             client_secret=_field(lines, "client secret"),
             environ={},
         ) as client:
-            customer = next(line.split()[3] for line in lines if "lean-async list" in line)
+            listing = next(line for line in lines if " list " in line)
+            customer = listing.split(" list ")[1].split()[0]
             assert isinstance(await client.payment_sources.list(customer), list)
         status, err = await _stop_with(proc, signal.SIGINT)
     finally:

@@ -12,6 +12,7 @@ from .._constants import DEFAULT_SWEEP_CONCURRENCY
 from ..testing import FakeLean, Faults
 from . import CommandError
 from .args import positive_int
+from .invocation import command
 from .output import open_output, read_written
 from .records import FORMATS, Format, format_named
 from .report import ProgressBar
@@ -106,11 +107,13 @@ async def run_demo(args: argparse.Namespace) -> int:
         finally:
             output.close()
     _check_accounted_for(args.output, fmt, ids)
+    prog = command()
     _say(
         f"Every one of the {len(ids):,} customers is accounted for in {args.output}:\n"
         f"{progress.ok:,} ok, {progress.failed} failed (their lines say why), "
         f"{progress.sources:,} payment sources, in {time.monotonic() - started:.1f} s.\n"
         f"Look at one:  head -n 1 {shlex.quote(args.output)}\n"
-        "Your own:     LEAN_APP_TOKEN=... lean-async sweep customer-ids.txt -o sources.jsonl"
+        f"Try the CLI:  {prog} mock --write-ids ids.txt   (a fake API; it prints what to run)\n"
+        f"Your own:     LEAN_APP_TOKEN=... {prog} sweep customer-ids.txt -o sources.jsonl"
     )
     return 0

@@ -12,6 +12,7 @@ import msgspec
 from ..testing import FakeLean, serve
 from ..testing._cli import add_server_arguments, describe, server_options
 from . import CommandError, UsageError
+from .invocation import command
 
 __all__ = ["add_parser"]
 
@@ -69,11 +70,11 @@ async def run_mock(args: argparse.Namespace) -> int:
 def announcement(server: FakeLean, ids_file: str | None) -> str:
     """What the server is and how to call it."""
     first = server.customer_ids[0] if server.customer_ids else "CUSTOMER_ID"
+    prog = command()
     env = f"LEAN_APP_TOKEN={server.app_token}"
     oauth = f"LEAN_CLIENT_ID={server.client_id} LEAN_CLIENT_SECRET={server.client_secret}"
     sweep = (
-        f"  {env} lean-async sweep {shlex.quote(ids_file)} --base-url {server.url} "
-        "-o sources.jsonl\n"
+        f"  {env} {prog} sweep {shlex.quote(ids_file)} --base-url {server.url} -o sources.jsonl\n"
         if ids_file
         else "  (add --write-ids ids.txt to get the customer ids for a sweep)\n"
     )
@@ -87,9 +88,9 @@ def announcement(server: FakeLean, ids_file: str | None) -> str:
         f"  client secret: {server.client_secret}\n"
         "\n"
         "Try, in another shell:\n"
-        f"  {env} lean-async list {first} --base-url {server.url}\n"
+        f"  {env} {prog} list {first} --base-url {server.url}\n"
         f"{sweep}"
         "or with OAuth2 client credentials:\n"
-        f"  {oauth} lean-async list {first} --base-url {server.url} --auth-url {server.token_url}\n"
+        f"  {oauth} {prog} list {first} --base-url {server.url} --auth-url {server.token_url}\n"
         "Ctrl-C stops the server.\n"
     )
