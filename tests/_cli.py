@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import os
 import pty
+import re
 import struct
 import sys
 import termios
@@ -173,3 +174,42 @@ def read_lines(text: str | bytes) -> list[Line]:
     data = text.encode() if isinstance(text, str) else text
     assert not data or data.endswith(b"\n"), "the last line is not complete"
     return [_LINE.decode(line) for line in data.splitlines()]
+
+
+_ESCAPE = re.compile(r"\x1b\[(\d*)([A-Za-z])")
+
+
+def screen(received: str) -> list[str]:
+    """The lines a terminal shows after receiving ``received``: carriage returns, clearing
+    to the end of the line (ESC [K) and moving up (ESC [A) applied; other escapes dropped."""
+    lines: list[list[str]] = [[]]
+    row = col = 0
+    at = 0
+    while at < len(received):
+        char = received[at]
+        escape = _ESCAPE.match(received, at)
+        if escape is not None:
+            count, command = int(escape[1] or 1), escape[2]
+            if command == "K":
+                del lines[row][col:]
+            elif command == "A":
+                row = max(row - count, 0)
+            at = escape.end()
+            continue
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            row += 1
+            col = 0
+            if row == len(lines):
+                lines.append([])
+        else:
+            line = lines[row]
+            line.extend(" " * (col - len(line)))
+            if col < len(line):
+                line[col] = char
+            else:
+                line.append(char)
+            col += 1
+        at += 1
+    return ["".join(line).rstrip() for line in lines if "".join(line).strip()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from _cli import (
+    CLI,
     app_token_env,
     clean_env,
     read_lines,
     run_cli,
     run_cli_on_terminal,
+    screen,
     start_cli,
     stop,
     wait_for_lines,
@@ -33,6 +36,11 @@ CSV_HEADER = (
     "error_type,error_status_code,error_code,error_message,error_request_id,error_trace_id"
 )
 BAR = "customers/s"  # in tqdm's bar, never in the summary
+NO_TQDM = (
+    sys.executable,
+    "-c",
+    "import sys; sys.modules['tqdm'] = None; from lean_async.cli import main; sys.exit(main())",
+)
 
 
 @pytest.fixture
@@ -312,7 +320,7 @@ async def test_a_progress_bar_with_the_inputs_total_when_stderr_is_a_terminal(
     )
     assert ran.status == 0, ran.stderr
     assert BAR in ran.stderr
-    assert "30/30" in ran.stderr
+    assert "/30 [" in ran.stderr  # the total is known
 
 
 async def test_no_progress_bar_on_a_terminal_with_no_progress(
@@ -327,21 +335,37 @@ async def test_no_progress_bar_on_a_terminal_with_no_progress(
     assert "30 customers (30 ok, 0 failed)" in ran.stderr
 
 
-async def test_without_tqdm_the_sweep_works_on_a_terminal_with_no_bar(
+async def test_without_tqdm_a_terminal_shows_a_plain_status_line_instead_of_the_bar(
     server: FakeLean, ids_file: Path
 ) -> None:
-    no_tqdm = (
-        sys.executable,
-        "-c",
-        "import sys; sys.modules['tqdm'] = None; from lean_async.cli import main; sys.exit(main())",
-    )
     ran = await run_cli_on_terminal(
         "sweep", str(ids_file), "--base-url", server.url,
-        env=app_token_env(server), command=no_tqdm,
+        env=app_token_env(server), command=NO_TQDM,
     )  # fmt: skip
     assert ran.status == 0, ran.stderr
     assert BAR not in ran.stderr
     assert len(read_lines(ran.stdout)) == 30
+    # A plain status line instead, cleared at the end.
+    assert re.search(r"\r\d+/30 customers, 0 failed, \d+ sources, \d+/s", ran.stderr)
+    assert screen(ran.stderr)[0].startswith("30 customers (30 ok, 0 failed)")
+
+
+@pytest.mark.parametrize("tqdm", [True, False])
+async def test_the_final_screen_holds_one_account_of_the_run_the_summarys(
+    tmp_path: Path, tqdm: bool
+) -> None:
+    async with FakeLean(customers=400, seed=5, faults=Faults(latency=0.002)) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        command = CLI if tqdm else NO_TQDM
+        ran = await run_cli_on_terminal(
+            "sweep", str(ids), "-o", str(tmp_path / "out.jsonl"), "--base-url", server.url,
+            env=app_token_env(server), command=command,
+        )  # fmt: skip
+        sources = sum(1 for _ in server.data.all_payment_sources())
+    assert ran.status == 0, ran.stderr
+    shown = screen(ran.stderr)
+    assert shown[0].startswith(f"400 customers (400 ok, 0 failed), {sources} payment sources in ")
+    assert len(shown) == 1, shown  # no bar left behind with its own counts and time
 
 
 async def test_python_dash_m_lean_async_runs_the_cli(server: FakeLean, ids_file: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
+from collections.abc import Callable
 
 from .._client import LeanClient
 from .._constants import (
@@ -19,6 +21,7 @@ from .._constants import (
     REGIONS,
 )
 from .._exceptions import ConfigurationError
+from .._retry import RetryPolicy, backoff_delay
 from . import UsageError
 
 __all__ = ["client_flags", "client_from_args", "positive_int", "verbosity_flags"]
@@ -32,6 +35,43 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
+
+
+def _positive_number(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0, refused as "expected ``what`` > 0"."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"expected {what} > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_seconds = _positive_number("a number of seconds")
+positive_rate = _positive_number("a number of requests per second")
+
+
+def whole_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def worst_case_seconds(timeout: float, max_retries: int) -> float:
+    """The longest a call can take when every attempt times out: each attempt's timeout
+    and the longest backoff waits between them (without Retry-After or a token fetch)."""
+    policy = RetryPolicy(max_retries=max_retries)
+    waits = sum(backoff_delay(retry, policy, 0.0) for retry in range(max_retries))
+    return (max_retries + 1) * timeout + waits
 
 
 def verbosity_flags() -> argparse.ArgumentParser:
@@ -77,23 +117,28 @@ def client_flags() -> argparse.ArgumentParser:
         "--auth-url", metavar="URL", help="the OAuth2 token URL instead of the environment's"
     )
     behaviour = parent.add_argument_group("requests")
+    worst = worst_case_seconds(DEFAULT_TIMEOUT, DEFAULT_MAX_RETRIES)
     behaviour.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help="per attempt (default %(default)s)",
+        help="per attempt (default %(default)s). A call that keeps failing makes 1 + "
+        f"--max-retries attempts with waits between: at most about {worst:.0f} s with the "
+        "defaults "
+        "(more when the server asks for a wait with Retry-After, up to 60 s each; with "
+        "OAuth2, plus a token request when one is due). Each retry is one line on stderr",
     )
     behaviour.add_argument(
         "--max-retries",
-        type=int,
+        type=whole_number,
         default=DEFAULT_MAX_RETRIES,
         metavar="N",
         help="retries of a failed request (default %(default)s)",
     )
     behaviour.add_argument(
         "--rate-limit",
-        type=float,
+        type=positive_rate,
         metavar="PER_SECOND",
         help="start at most this many requests per second (default: no limit)",
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from .._cli.args import whole_number
 from ._data import DataSet
 from ._faults import Faults, Latency
 from ._server import DEFAULT_TOKEN_TTL, FakeLean
@@ -26,17 +27,6 @@ def _latency(text: str) -> Latency:
         ) from None
 
 
-def _count(text: str) -> int:
-    """A whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
 def _load(path: str) -> DataSet:
     try:
         return DataSet.load(path)
@@ -52,7 +42,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--host", default="127.0.0.1")
     where.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     data = parser.add_argument_group("data")
-    data.add_argument("--customers", type=_count, default=100)
+    data.add_argument("--customers", type=whole_number, default=100)
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--data", metavar="PATH", help="load the data set from this JSON file")
     data.add_argument("--token-ttl", type=float, default=DEFAULT_TOKEN_TTL)
