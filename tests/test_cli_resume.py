@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
+import os
+import resource
 import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from _cli import (
+    CLI,
     app_token_env,
     clean_env,
     read_lines,
@@ -178,3 +182,66 @@ async def test_csv_piped_to_stdout_has_the_header_and_resumes(tmp_path: Path) ->
     assert ran.status == 0, ran.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert {row["customer_id"] for row in rows} == set(ids)
+
+
+def _file_size_limit(limit: int) -> None:
+    """In the child: writes past ``limit`` bytes fail (EFBIG), as on a disk that is full."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+async def test_a_full_disk_is_one_line_exit_3_a_summary_that_matches_the_file_and_resumes(
+    tmp_path: Path,
+) -> None:
+    async with FakeLean(customers=60, seed=8) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "out.jsonl"
+        args = ("sweep", str(ids), "-o", str(out), "--base-url", server.url)
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, *args, env=app_token_env(server), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=functools.partial(_file_size_limit, 20_000),
+        )  # fmt: skip
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            await stop(proc)
+        stderr = err.decode()
+        assert proc.returncode == 3, stderr
+        assert "Traceback" not in stderr
+        data = out.read_bytes()
+        assert data.endswith(b"\n"), "a partial record was left"
+        held = len(read_lines(data))
+        assert 0 < held < 60
+        [error] = [line for line in stderr.splitlines() if "error" in line]
+        assert error.startswith(f"lean-async: error: cannot write {out}: File too large;")
+        assert f"holds the {held} customers" in error and "--resume" in error
+        assert f"{held} customers (" in stderr.splitlines()[0]
+
+        ran = await run_cli(*args, "--resume", env=app_token_env(server))
+    assert ran.status == 0, ran.stderr
+    counts = _counts(out)
+    assert set(counts) == set(server.customer_ids)
+    assert set(counts.values()) == {1}
+
+
+async def test_a_full_disk_on_stdout_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    async with FakeLean(customers=5, seed=8) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        full = os.open("/dev/full", os.O_WRONLY)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *CLI, "sweep", str(ids), "--base-url", server.url, env=app_token_env(server),
+                stdin=asyncio.subprocess.DEVNULL, stdout=full, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+        finally:
+            os.close(full)
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            await stop(proc)
+    stderr = err.decode()
+    assert proc.returncode == 3, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert stderr.splitlines()[0].startswith("0 customers (")
+    assert "lean-async: error: cannot write to stdout: No space left on device" in stderr

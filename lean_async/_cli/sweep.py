@@ -7,13 +7,14 @@ import contextlib
 import os
 import stat
 import sys
+from collections import Counter
 from collections.abc import AsyncIterable, Iterable, Iterator
 from typing import Any
 
 from .._client import LeanClient
 from .._constants import DEFAULT_SWEEP_CONCURRENCY
 from .._exceptions import AuthenticationError
-from .._sweep import SweepProgress
+from .._sweep import SweepProgress, SweepResult, error_kind
 from . import CommandError, UsageError
 from .args import client_from_args, positive_int
 from .ids import count_ids, read_ids
@@ -28,7 +29,8 @@ List the payment sources of many customers. Reads customer ids one per line (bla
 and lines starting with # are skipped) and writes one JSON line per customer, or CSV rows,
 as results come (in completion order, not input order). A progress bar and a summary go
 to stderr. Exit status: 0 when every customer in the output succeeded, 1 when some failed
-(their lines say why), 2 for a usage error, 130 after Ctrl-C.
+(their lines say why), 2 for a usage error, 3 when the output could not be written (a
+full disk: it holds every customer before, --resume continues), 130 after Ctrl-C.
 """
 
 EPILOG = """\
@@ -138,9 +140,13 @@ async def sweep_into(
                 )
                 try:
                     async for result in sweep:
-                        if isinstance(result.error, AuthenticationError):
-                            raise _refused(result.error, output)
-                        output.write(result)
+                        try:
+                            if isinstance(result.error, AuthenticationError):
+                                raise _refused(result.error, output)
+                            output.write(result)
+                        except CommandError:
+                            _not_written(progress, result)
+                            raise
                         bar.advance(progress)
                 finally:
                     await sweep.aclose()
@@ -153,6 +159,18 @@ async def sweep_into(
             sys.stderr.write(report)
             sys.stderr.flush()
     return progress
+
+
+def _not_written(progress: SweepProgress, result: SweepResult[str]) -> None:
+    """Take back the sweep's count of a result that did not reach the output, so that the
+    summary accounts for what the output holds."""
+    progress.done -= 1
+    if result.error is None:
+        progress.ok -= 1
+        progress.sources -= len(result.sources or ())
+    else:
+        progress.failed -= 1
+        progress.errors -= Counter({error_kind(result.error): 1})
 
 
 def _refused(error: AuthenticationError, output: Output) -> CommandError:
