@@ -245,3 +245,31 @@ async def test_a_full_disk_on_stdout_is_one_line_and_exit_3(tmp_path: Path) -> N
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
     assert stderr.splitlines()[0].startswith("0 customers (")
     assert "lean-async: error: cannot write to stdout: No space left on device" in stderr
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("blank", ["\n", "\r\n", "  \n\n"])
+async def test_blank_lines_in_an_output_file_are_no_records_and_resume_continues(
+    tmp_path: Path, fmt: str, blank: str
+) -> None:
+    async with FakeLean(customers=6, seed=4) as server:
+        ids = server.customer_ids
+        out = tmp_path / f"out.{fmt}"
+        first = await run_cli(
+            "sweep", str(write_ids(tmp_path / "first.txt", ids[:3])), "-o", str(out),
+            "--base-url", server.url, env=app_token_env(server),
+        )  # fmt: skip
+        assert first.status == 0, first.stderr
+        out.write_bytes(out.read_bytes() + blank.encode())
+        ran = await run_cli(
+            "sweep", str(write_ids(tmp_path / "ids.txt", ids)), "-o", str(out), "--resume",
+            "--base-url", server.url, env=app_token_env(server),
+        )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert "resuming" in ran.stderr and "dropped" not in ran.stderr
+    assert "3 customers (3 ok" in ran.stderr
+    text = "".join(line for line in out.read_text().splitlines(True) if line.strip())
+    if fmt == "jsonl":
+        assert Counter(line.customer_id for line in read_lines(text)) == Counter(ids)
+    else:
+        assert {row["customer_id"] for row in csv.DictReader(io.StringIO(text))} == set(ids)

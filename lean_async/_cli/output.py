@@ -202,6 +202,11 @@ def read_written(file: BinaryIO, fmt: Format, name: str) -> Written:
         number += 1
         if not line.endswith(b"\n"):
             break
+        if not line.strip():  # a blank line (added by hand, an editor...) is no record
+            offset += len(line)
+            if not left:
+                written.complete_bytes = offset
+            continue
         try:
             record = fmt.parse(line)
         except ValueError:
