@@ -420,3 +420,19 @@ async def test_sigint_stops_the_sweep_with_a_summary_and_exit_130(tmp_path: Path
     written = read_lines(out.read_bytes())
     assert 20 <= len(written) < 2000
     assert f"{len(written)} customers (" in stderr
+
+
+async def test_sweeps_own_csv_output_is_an_input_its_header_skipped(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    sources_csv = tmp_path / "sources.csv"
+    env = app_token_env(server)
+    first = await run_cli(
+        "sweep", str(ids_file), "-o", str(sources_csv), "--base-url", server.url, env=env
+    )
+    assert first.status == 0, first.stderr
+    again = await run_cli("sweep", str(sources_csv), "--base-url", server.url, env=env)
+    assert again.status == 0, again.stderr
+    assert sorted(line.customer_id for line in read_lines(again.stdout)) == sorted(
+        server.customer_ids
+    )

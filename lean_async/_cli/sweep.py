@@ -26,11 +26,13 @@ __all__ = ["add_parser", "exit_status", "sweep_into"]
 
 DESCRIPTION = """\
 List the payment sources of many customers. Reads customer ids one per line (blank lines
-and lines starting with # are skipped) and writes one JSON line per customer, or CSV rows,
-as results come (in completion order, not input order). A progress bar and a summary go
-to stderr. Exit status: 0 when every customer in the output succeeded, 1 when some failed
-(their lines say why), 2 for a usage error, 3 when the output could not be written (a
-full disk: it holds every customer before, --resume continues), 130 after Ctrl-C.
+and lines starting with # are skipped; a first line naming a customer_id column is a
+header, and with other columns, as in sweep's own CSV, the ids come from that one) and
+writes one JSON line per customer, or CSV rows, as results come (in completion order, not
+input order). A progress bar and a summary go to stderr. Exit status: 0 when every
+customer in the output succeeded, 1 when some failed (their lines say why), 2 for a usage
+error, 3 when the output could not be written (a full disk: it holds every customer
+before, --resume continues), 130 after Ctrl-C.
 """
 
 EPILOG = """\
