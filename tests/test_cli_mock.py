@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
+import socket
+import sys
 from pathlib import Path
 
 import pytest
-from _cli import clean_env, run_cli, start_cli, stop
+from _cli import CLI, clean_env, run_cli, start_cli, stop
 
 from lean_async import LeanClient
+from lean_async.cli import build_parser
+from lean_async.testing._cli import add_server_arguments
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -112,4 +117,33 @@ async def test_mock_refuses_a_data_file_that_is_not_a_data_set(tmp_path: Path) -
     ran = await run_cli("mock", "--data", str(data), env=clean_env(), timeout=20)
     assert ran.status == 2
     assert "is not a saved data set" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+def _options_without_help(parser: argparse.ArgumentParser) -> list[str]:
+    return [
+        action.option_strings[0]
+        for action in parser._actions
+        if action.option_strings and not action.help and action.dest != "help"
+    ]
+
+
+def test_every_option_of_mock_and_of_the_testing_module_has_help() -> None:
+    mock = argparse.ArgumentParser()
+    add_server_arguments(mock)
+    assert _options_without_help(mock) == []
+    [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert _options_without_help(commands.choices["mock"]) == []
+
+
+@pytest.mark.parametrize("command", [(*CLI, "mock"), (sys.executable, "-m", "lean_async.testing")])
+async def test_a_busy_port_is_one_line_and_exit_1(command: tuple[str, ...]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ran = await run_cli("--port", str(port), env=clean_env(), command=command)
+    assert ran.status == 1
+    assert ran.stderr.count("\n") == 1, ran.stderr
+    assert f"error: cannot serve on 127.0.0.1:{port}: " in ran.stderr
     assert "Traceback" not in ran.stderr

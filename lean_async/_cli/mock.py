@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from ..testing import FakeLean, serve
-from ..testing._cli import add_server_arguments, describe, server_options
+from ..testing._cli import add_server_arguments, cannot_serve, describe, server_options
 from . import CommandError, UsageError
 from .invocation import command
 
@@ -61,9 +61,7 @@ async def run_mock(args: argparse.Namespace) -> int:
     try:
         await serve(**options, ready=ready)
     except OSError as exc:
-        raise CommandError(
-            f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
-        ) from None
+        raise CommandError(cannot_serve(args.host, args.port, exc)) from None
     return 0
 
 
