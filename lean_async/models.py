@@ -223,6 +223,16 @@ def decode_payment_source(data: bytes) -> PaymentSource:
     return _decode(_ONE_DECODER, _TOLERANT_ONE_DECODER, _without_nulls, data, "the payment source")
 
 
+_RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def decode_raw_payment_sources(data: bytes) -> list[msgspec.Raw]:
+    """A list response's payment sources as Lean sent them, each its JSON bytes (unknown
+    fields included), after the same checks as decode_payment_sources; raises DecodeError."""
+    decode_payment_sources(data)
+    return _RAW_LIST_DECODER.decode(data)
+
+
 def decode_access_token(data: bytes) -> AccessToken:
     """Decode an OAuth2 token answer; raises DecodeError without echoing the body."""
     return decode_json(_TOKEN_DECODER, data, "the token response")

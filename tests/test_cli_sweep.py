@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import re
 import signal
 import sys
@@ -26,6 +27,7 @@ from _cli import (
     write_ids,
 )
 
+from lean_async import decode_payment_sources
 from lean_async.testing import FakeLean, Faults
 
 pytestmark = pytest.mark.timeout(60)
@@ -436,3 +438,59 @@ async def test_sweeps_own_csv_output_is_an_input_its_header_skipped(
     assert sorted(line.customer_id for line in read_lines(again.stdout)) == sorted(
         server.customer_ids
     )
+
+
+LATER_FIELDS = (
+    b'[{"id": "b7ac1d5e-0d6a-4d7a-9a70-1d4c2e1f0a11", "bank_identifier": "ENBD_UAE",'
+    b' "risk_score": 0.50, "mandate": {"limits": [1, 2.0]}, "beneficiaries": null,'
+    b' "accounts": [null, {"id": "a-1", "currency": "AED", "nickname": "Main"}]}]'
+)
+
+
+async def test_raw_keeps_every_field_as_lean_sent_it_and_the_default_keeps_the_known_ones(
+    server: FakeLean, tmp_path: Path
+) -> None:
+    customer = server.customer_ids[0]
+    server.data._list_bodies[customer.lower()] = LATER_FIELDS
+    ids = write_ids(tmp_path / "ids.txt", server.customer_ids[:3])
+    env = app_token_env(server)
+    raw = await run_cli("sweep", str(ids), "--raw", "--base-url", server.url, env=env)
+    known = await run_cli("sweep", str(ids), "--base-url", server.url, env=env)
+    assert raw.status == known.status == 0, raw.stderr + known.stderr
+    [raw_line] = [line for line in raw.stdout.splitlines() if customer in line]
+    assert json.loads(raw_line)["sources"] == json.loads(LATER_FIELDS)
+    assert LATER_FIELDS[1:-1] in raw_line.encode()  # byte for byte, 0.50 included
+    [known_line] = [line for line in known.stdout.splitlines() if customer in line]
+    [source] = json.loads(known_line)["sources"]
+    assert "risk_score" not in source and source["beneficiaries"] == []
+    # The other customers: the same sources either way.
+    for line in map(json.loads, raw.stdout.splitlines()):
+        assert line["ok"]
+        if line["customer_id"] != customer:
+            sources = decode_payment_sources(json.dumps(line["sources"]).encode())
+            assert sources == server.data.payment_sources(line["customer_id"])
+
+
+async def test_raw_output_resumes_and_raw_csv_is_a_usage_error(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "raw.jsonl"
+    env = app_token_env(server)
+    out.write_bytes(b"")
+    first = await run_cli(
+        "sweep", str(write_ids(tmp_path / "few.txt", server.customer_ids[:4])), "-o", str(out),
+        "--raw", "--overwrite", "--base-url", server.url, env=env,
+    )  # fmt: skip
+    resumed = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--raw", "--resume", "--base-url", server.url,
+        env=env,
+    )  # fmt: skip
+    assert first.status == resumed.status == 0, first.stderr + resumed.stderr
+    assert sorted(line.customer_id for line in read_lines(out.read_bytes())) == sorted(
+        server.customer_ids
+    )
+    csv_raw = await run_cli(
+        "sweep", str(ids_file), "--raw", "--format", "csv", "--base-url", server.url, env=env
+    )
+    assert csv_raw.status == 2
+    assert "--raw writes JSON Lines" in csv_raw.stderr

@@ -19,7 +19,7 @@ from . import CommandError, UsageError
 from .args import client_from_args, positive_int
 from .ids import count_ids, read_ids
 from .output import Output, Written, open_output
-from .records import FORMATS, format_named
+from .records import FORMATS, JSONL, format_named
 from .report import ProgressBar, RetryTally, summary
 
 __all__ = ["add_parser", "exit_status", "sweep_into"]
@@ -64,6 +64,12 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         choices=tuple(FORMATS),
         help="default: csv for an output file ending in .csv, else jsonl",
     )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="JSON Lines with each payment source exactly as Lean sent it, fields this "
+        "version does not know included (default: the fields it knows)",
+    )
     again = parser.add_mutually_exclusive_group()
     again.add_argument(
         "--resume",
@@ -89,6 +95,8 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 async def run_sweep(args: argparse.Namespace) -> int:
     fmt = format_named(args.format, args.output)
+    if args.raw and fmt is not JSONL:
+        raise UsageError("--raw writes JSON Lines: drop --format csv (or the .csv output)")
     # Before touching any file: a missing credential must not leave an empty output.
     client = client_from_args(args, concurrency=args.concurrency)
     with _opened_input(args.input, args.output) as (fd, path):
@@ -109,6 +117,7 @@ async def run_sweep(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 bar=bar,
                 earlier=earlier,
+                raw=args.raw,
             )
         finally:
             output.close()
@@ -128,6 +137,7 @@ async def sweep_into(
     concurrency: int,
     bar: ProgressBar,
     earlier: Written | None = None,
+    raw: bool = False,
 ) -> SweepProgress:
     """Sweep ``customer_ids`` into ``output``, then print the summary on stderr (also when
     stopped). Refused credentials stop the sweep: every customer would fail alike, and
@@ -137,7 +147,8 @@ async def sweep_into(
     with RetryTally() as retries:
         try:
             async with client:
-                sweep = client.payment_sources.sweep(
+                resource = client.payment_sources
+                sweep = (resource._sweep_raw if raw else resource.sweep)(
                     customer_ids, concurrency=concurrency, progress=progress
                 )
                 try:
