@@ -86,6 +86,20 @@ async def run_cli(
     return Ran(proc.returncode, out.decode(), err.decode())
 
 
+async def read_until(proc: asyncio.subprocess.Process, last: str) -> list[str]:
+    """Lines of ``proc``'s stdout up to the first that starts with ``last`` (e.g. the end
+    of what ``mock`` announces)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for _ in range(100):
+        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+        assert line, "the command exited early"
+        lines.append(line.rstrip("\n"))
+        if line.startswith(last):
+            return lines
+    raise AssertionError(f"no line starting with {last!r} in {lines}")
+
+
 async def wait_for_lines(path: Path, count: int, timeout: float = 10.0) -> None:
     """Wait until the file at ``path`` has at least ``count`` lines."""
     for _ in range(int(timeout / 0.01)):

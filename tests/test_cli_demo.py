@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _cli import clean_env, read_lines, run_cli, stop
+from _cli import clean_env, read_lines, read_until, run_cli, stop
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -67,12 +67,7 @@ async def test_the_demos_hints_run_as_printed_where_lean_async_is_not_on_path(
     # exec: the server replaces the shell, so that stopping it stops the server.
     mock = await _shell("exec " + _hint(ran.stdout, "Try the CLI:"), tmp_path, env)
     try:
-        assert mock.stdout is not None
-        announced = []
-        while not announced or not announced[-1].startswith("Ctrl-C"):
-            line = await asyncio.wait_for(mock.stdout.readline(), 10)
-            assert line, "the mock exited early"
-            announced.append(line.decode())
+        announced = await read_until(mock, "Ctrl-C")
         tries = [line.strip() for line in announced if " list " in line or " sweep " in line]
         assert len(tries) == 3
         for printed in tries:

@@ -11,25 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from _cli import CLI, clean_env, run_cli, start_cli, stop
+from _cli import CLI, clean_env, read_until, run_cli, start_cli, stop
 
 from lean_async import LeanClient
 from lean_async.cli import build_parser
 from lean_async.testing._cli import add_server_arguments
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def _read_until(proc: asyncio.subprocess.Process, last: str) -> list[str]:
-    assert proc.stdout is not None
-    lines: list[str] = []
-    for _ in range(100):
-        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
-        assert line, "mock exited early"
-        lines.append(line.rstrip("\n"))
-        if line.startswith(last):
-            return lines
-    raise AssertionError(f"no line starting with {last!r} in {lines}")
 
 
 def _field(lines: list[str], name: str) -> str:
@@ -46,7 +34,7 @@ async def _stop_with(proc: asyncio.subprocess.Process, signum: int) -> tuple[int
 async def test_mock_prints_working_url_and_credentials_and_exits_0_on_sigint() -> None:
     proc = await start_cli("mock", "--customers", "3", "--seed", "4", env=clean_env())
     try:
-        lines = await _read_until(proc, "Ctrl-C stops the server")
+        lines = await read_until(proc, "Ctrl-C stops the server")
         url = lines[0].rsplit(" ", 1)[1]
         assert lines[0] == f"Fake Lean API listening on {url}"
         assert any(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from _cli import clean_env, start_cli, stop
+from _cli import clean_env, read_until, start_cli, stop
 
 from lean_async import webhooks
 from lean_async.testing import FakeLean
@@ -136,12 +136,7 @@ async def test_quick_start_tried_against_lean_async_mock_as_the_readme_says(
         "mock", "--port", str(port), "--write-ids", "ids.txt", env=clean_env(), cwd=tmp_path
     )
     try:
-        assert mock.stdout is not None
-        printed = []
-        while not printed or not printed[-1].startswith("Ctrl-C"):
-            line = await asyncio.wait_for(mock.stdout.readline(), 10)
-            assert line, "the mock exited early"
-            printed.append(line.decode())
+        printed = await read_until(mock, "Ctrl-C")
         [token] = [line.split(":")[1].strip() for line in printed if "app token:" in line]
         env = clean_env(LEAN_BASE_URL=f"http://127.0.0.1:{port}", LEAN_APP_TOKEN=token)
         first_id = (tmp_path / "ids.txt").read_text().splitlines()[0]
