@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -78,3 +79,10 @@ async def test_the_demos_hints_run_as_printed_where_lean_async_is_not_on_path(
     finally:
         await stop(mock)
     assert (tmp_path / "sources.jsonl").stat().st_size > 0
+
+
+async def test_the_demo_prints_one_elapsed_time(tmp_path: Path) -> None:
+    ran = await run_cli("demo", "--customers", "200", env=clean_env(), cwd=tmp_path)
+    assert ran.status == 0, ran.stderr
+    times = set(re.findall(r"in (\d+\.\d) s", ran.stdout + ran.stderr))
+    assert len(times) == 1, ran.stdout + ran.stderr
