@@ -180,6 +180,10 @@ def _without_nulls(source: Any) -> PaymentSource:
     return PaymentSource(**values)
 
 
+def _all_without_nulls(sources: list[Any]) -> list[PaymentSource]:
+    return [_without_nulls(source) for source in sources]
+
+
 _LIST_DECODER = msgspec.json.Decoder(list[PaymentSource])
 _ONE_DECODER = msgspec.json.Decoder(PaymentSource)
 _TOLERANT_LIST_DECODER = msgspec.json.Decoder(list[_TolerantSource])
@@ -210,11 +214,7 @@ def decode_payment_sources(data: bytes) -> list[PaymentSource]:
     (``beneficiaries``, ``accounts``, ``end_user_ids``) is empty; ``null`` elements are
     left out."""
     return _decode(
-        _LIST_DECODER,
-        _TOLERANT_LIST_DECODER,
-        lambda sources: [_without_nulls(source) for source in sources],
-        data,
-        "the payment source list",
+        _LIST_DECODER, _TOLERANT_LIST_DECODER, _all_without_nulls, data, "the payment source list"
     )
 
 
