@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import hashlib
 import hmac
+import io
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import sys
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from _cli import clean_env, read_until, start_cli, stop
+from _cli import CLI, clean_env, read_until, start_cli, stop
 
 from lean_async import webhooks
 from lean_async.testing import FakeLean
@@ -108,6 +111,7 @@ PROGRAMS = (
 
 
 def test_every_python_block_is_run_by_these_tests() -> None:
+    # (And the shell commands of the Command line section: see the last test.)
     assert sorted(program(marker) for marker in PROGRAMS) == sorted(programs())
     assert sorted(files()) == ["conftest.py", "test_payment_sources.py"]
     assert len(fragments()) == 2
@@ -276,3 +280,59 @@ async def test_webhook_receiver_example_handles_a_signed_delivery(
         process.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert "linked an account at Emirates NBD" in out.decode()
+
+
+def _command_line_examples() -> list[str]:
+    """The commands of the README's "Against Lean" block, without their comments."""
+    text = README.read_text()
+    block = re.search(r"Against Lean.*?```sh\n(.*?)```", text, flags=re.DOTALL)
+    assert block is not None
+    return [line.split("  #")[0].strip() for line in block[1].splitlines()]
+
+
+async def test_the_command_line_examples_run_as_printed_against_the_mock_they_suggest(
+    tmp_path: Path,
+) -> None:
+    commands = _command_line_examples()
+    [mock_line] = [line for line in commands if line.startswith("lean-async mock")]
+    [export] = [line for line in commands if line.startswith("export ")]
+    assert export.startswith("export LEAN_APP_TOKEN=")
+    cli = shlex.join(CLI)
+    mock = await start_cli(*shlex.split(mock_line)[1:], env=clean_env(), cwd=tmp_path)
+    try:
+        printed = await read_until(mock, "Ctrl-C")
+        [url] = [line.rsplit(" ", 1)[1] for line in printed if "listening on" in line]
+        [token] = [line.split(":")[1].strip() for line in printed if "app token:" in line]
+        server_ids = (tmp_path / "ids.txt").read_text().splitlines()
+        # A customer with a payment source, for list, get and delete.
+        env = clean_env(LEAN_APP_TOKEN=token, LEAN_BASE_URL=url)
+        listed = await run(
+            "import sys; from lean_async.cli import main; sys.exit(main())",
+            env, "sweep", str(tmp_path / "ids.txt"), "--format", "csv",
+        )  # fmt: skip
+        row = next(r for r in csv.DictReader(io.StringIO(listed[1])) if r["payment_source_id"])
+        for number, line in enumerate(commands):
+            if line.startswith(("export ", "lean-async mock")):
+                continue
+            where = tmp_path / f"run-{number}"
+            where.mkdir()
+            (where / "ids.txt").write_text("\n".join(server_ids[:50]) + "\n")
+            (where / "customer-ids.txt").write_text(
+                "# from the mock\n" + "\n".join(server_ids[:50])
+            )
+            (where / "export.csv").write_text(
+                "name,customer_id\n" + "".join(f"n{i},{c}\n" for i, c in enumerate(server_ids[:50]))
+            )
+            command = (
+                line.replace("lean-async", cli)
+                .replace("PAYMENT_SOURCE_ID", row["payment_source_id"])
+                .replace("CUSTOMER_ID", row["customer_id"])
+            )
+            shell = await asyncio.create_subprocess_shell(
+                command, cwd=where, env=env, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            _, err = await asyncio.wait_for(shell.communicate(), 60)
+            assert shell.returncode == 0, (line, err.decode())
+    finally:
+        await stop(mock)
