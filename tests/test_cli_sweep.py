@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import io
 import json
+import os
+import pty
 import re
 import signal
+import struct
 import sys
+import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,7 +32,8 @@ from _cli import (
     write_ids,
 )
 
-from lean_async import decode_payment_sources
+from lean_async import SweepProgress, decode_payment_sources
+from lean_async._cli.report import ProgressBar
 from lean_async.testing import FakeLean, Faults
 
 pytestmark = pytest.mark.timeout(60)
@@ -494,3 +500,25 @@ async def test_raw_output_resumes_and_raw_csv_is_a_usage_error(
     )
     assert csv_raw.status == 2
     assert "--raw writes JSON Lines" in csv_raw.stderr
+
+
+def test_the_plain_status_line_fits_one_row_of_a_narrow_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # no cli extra
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 30, 0, 0))
+    try:
+        with open(slave, "w", closefd=False) as terminal:
+            bar = ProgressBar(enabled=True, stream=terminal)
+            bar.set_total(123_456)
+            progress = SweepProgress(done=99_999, ok=99_000, failed=999, sources=150_000)
+            bar.advance(progress)
+            bar.close()
+        drawn = os.read(master, 4096).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    drawings = [part for part in re.split(r"\r|\x1b\[K", drawn) if part]
+    assert drawings == ["99,999/123,456 customers, 999"]  # 29 columns of 30
+    assert screen(drawn) == []  # cleared at the end

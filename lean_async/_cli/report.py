@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -83,10 +84,16 @@ class ProgressBar:
         if progress is None:
             return
         of = f"/{self._total:,}" if self._total is not None else ""
-        self._stream.write(
-            f"\r{progress.done:,}{of} customers, {progress.failed:,} failed, "
-            f"{progress.sources:,} sources, {progress.rate:,.0f}/s{_CLEAR_TO_END}"
+        status = (
+            f"{progress.done:,}{of} customers, {progress.failed:,} failed, "
+            f"{progress.sources:,} sources, {progress.rate:,.0f}/s"
         )
+        # Within one row: a wrapped line could not be redrawn in place.
+        try:
+            width = os.get_terminal_size(self._stream.fileno()).columns - 1
+        except (OSError, ValueError):
+            width = 79
+        self._stream.write(f"\r{status[:width]}{_CLEAR_TO_END}")
         self._stream.flush()
 
     def write(self, line: str) -> None:
