@@ -89,14 +89,30 @@ async def test_mock_json_gives_one_line_writes_the_ids_and_exits_0_on_sigterm(
         (["--webhook-url", "http://127.0.0.1:9/hooks"], "--webhook-secret"),
         (["--data", "/nonexistent/lean-data.json"], "cannot read --data"),
         (["--customers", "-5"], "whole number >= 0"),
+        (["--rate-limit", "0"], "--rate-limit must be > 0"),
+        (["--error-rate", "0.8", "--drop-rate", "0.5"], "--error-rate, --drop-rate"),
+        (["--slow-body-chunk", "0"], "--slow-body-chunk must be >= 1"),
+        (["--html-error-share", "2"], "--html-error-share must be"),
     ],
-    ids=["webhook url without secret", "missing data file", "negative customers"],
+    ids=[
+        "webhook url without secret",
+        "missing data file",
+        "negative customers",
+        "no rate",
+        "shares over 1",
+        "empty chunks",
+        "share over 1",
+    ],
 )
-async def test_mock_refuses_bad_flags_in_one_sentence(flags: list[str], says: str) -> None:
+async def test_mock_refuses_bad_flags_in_one_sentence_naming_flags(
+    flags: list[str], says: str
+) -> None:
     ran = await run_cli("mock", *flags, env=clean_env(), timeout=20)
     assert ran.status == 2
-    assert says in ran.stderr
+    [error] = [line for line in ran.stderr.splitlines() if "error: " in line]
+    assert says in error
     assert "Traceback" not in ran.stderr
+    assert "_rate" not in ran.stderr and "rate_limit" not in ran.stderr
 
 
 async def test_mock_refuses_a_data_file_that_is_not_a_data_set(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .._client import LeanClient
 from .._constants import (
@@ -173,14 +173,22 @@ def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanC
         raise UsageError(in_flag_terms(str(exc))) from None
 
 
-# The library's messages name its keyword arguments (``app_token=``); on the command line
-# the same options are flags.
-_KEYWORD = re.compile(
-    r"\b(app_token|access_token|client_id|client_secret|base_url|auth_url|timeout|"
-    r"max_retries|rate_limit)="
+# The client's keyword arguments that are flags of the same name on the command line.
+CLIENT_OPTIONS = (
+    "app_token",
+    "access_token",
+    "client_id",
+    "client_secret",
+    "base_url",
+    "auth_url",
+    "timeout",
+    "max_retries",
+    "rate_limit",
 )
 
 
-def in_flag_terms(message: str) -> str:
-    """``message`` with the client's keyword arguments named as the CLI's flags."""
-    return _KEYWORD.sub(lambda match: "--" + match[1].replace("_", "-"), message)
+def in_flag_terms(message: str, names: Iterable[str] = CLIENT_OPTIONS) -> str:
+    """``message``, from the library, with the keyword arguments ``names`` (``app_token=``
+    or ``app_token``) named as the flags that set them (``--app-token``)."""
+    keyword = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b=?")
+    return keyword.sub(lambda match: "--" + match[1].replace("_", "-"), message)

@@ -4,11 +4,12 @@ and any other command that runs one."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 import msgspec
 
-from .._cli.args import whole_number
+from .._cli.args import in_flag_terms, whole_number
 from ._data import DataSet
 from ._faults import Faults, Latency
 from ._server import DEFAULT_TOKEN_TTL, FakeLean
@@ -140,7 +141,19 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         "unknown_customer_404": args.unknown_customer_404,
         "webhook_url": args.webhook_url,
         "webhook_secret": args.webhook_secret,
-        "faults": Faults(
+        "faults": _faults(args),
+    }
+
+
+# The fields of Faults that are flags of the same name (seed is --fault-seed).
+_FAULT_FLAGS = tuple(
+    field.name for field in dataclasses.fields(Faults) if field.name not in ("seed", "retry_after")
+)
+
+
+def _faults(args: argparse.Namespace) -> Faults:
+    try:
+        return Faults(
             latency=args.latency,
             error_rate=args.error_rate,
             html_error_share=args.html_error_share,
@@ -153,8 +166,9 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
             slow_body_chunk=args.slow_body_chunk,
             slow_body_delay=args.slow_body_delay,
             seed=args.fault_seed,
-        ),
-    }
+        )
+    except ValueError as exc:
+        raise ValueError(in_flag_terms(str(exc), _FAULT_FLAGS)) from None
 
 
 def describe(server: FakeLean) -> dict[str, Any]:
