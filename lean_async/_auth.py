@@ -78,8 +78,11 @@ class Credentials:
                 f"give exactly one credential scheme, got {' and '.join(given)}{where}"
             )
         if given == ["client_id/client_secret"] and not (client_id and client_secret):
-            missing = "client_secret" if client_id else "client_id"
-            raise ConfigurationError(f"client credentials need both client_id and {missing}")
+            missing = "client_secret=" if client_id else "client_id="
+            raise ConfigurationError(
+                f"client credentials need both client_id= and client_secret=; {missing} is "
+                f"missing (or set {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET})"
+            )
         for name, value in (
             ("app_token", app_token),
             ("access_token", access_token),

@@ -102,7 +102,10 @@ class LeanClient:
         self.environment = environment
         self.region = region
         self.base_url = _check_url(base_url or env.get(ENV_BASE_URL) or default_base, "base_url")
-        self.auth_url = _check_url(auth_url or env.get(ENV_AUTH_URL) or default_auth, "auth_url")
+        auth_url = auth_url or env.get(ENV_AUTH_URL)
+        if auth_url is None and credentials.scheme == "client_credentials":
+            _check_token_host(self.base_url, default_base, default_auth)
+        self.auth_url = _check_url(auth_url or default_auth, "auth_url")
         self._auth_scheme = credentials.scheme
         self._transport = Transport(
             base_url=self.base_url,
@@ -179,6 +182,20 @@ def _check_url(url: str, name: str) -> str:
             "unencrypted; use https (http is allowed only for 127.0.0.1, ::1 and localhost)"
         )
     return url.rstrip("/")
+
+
+def _check_token_host(base_url: str, default_base: str, default_auth: str) -> None:
+    """OAuth2 tokens come from Lean's auth host unless told otherwise: with the API host
+    pointed elsewhere, that is almost never meant (a mock or a proxy would get a token from
+    Lean for every call, and each would fail slowly), so both hosts must be given. There is
+    no safe guess: a token URL on the API host is only the fake server's layout."""
+    if base_url == default_base.rstrip("/"):
+        return
+    raise ConfigurationError(
+        f"base_url= (or {ENV_BASE_URL}) sends requests to {base_url}, but OAuth2 tokens "
+        f"would still come from {default_auth}: pass auth_url= (or set {ENV_AUTH_URL}) "
+        "with the token URL to use"
+    )
 
 
 def is_loopback(host: str) -> bool:

@@ -170,13 +170,17 @@ _STATUS_TO_ERROR: dict[int, type[APIError]] = {
 
 
 class _ErrorBody(msgspec.Struct):
-    """Lean's error body; OAuth2 token endpoints answer with error/error_description."""
+    """An error body's fields that say what went wrong, each taken only when it is text:
+    Lean's ``status``/``message``; OAuth2's ``error``/``error_description``; what gateways
+    and proxies send instead: RFC 9457 problem details (``title``, ``detail``),
+    ``{"message": ...}``, ``{"error": "..."}`` or ``{"error": {"code", "message"}}``."""
 
-    # A gateway in front of Lean may answer with Spring's default body, where it is a number.
-    status: str | int | None = None
-    message: str | None = None
-    error: str | None = None
-    error_description: str | None = None
+    status: Any = None  # Lean's code; a number in Spring's and problem details' bodies
+    message: Any = None
+    error: Any = None
+    error_description: Any = None
+    title: Any = None
+    detail: Any = None
 
 
 _ERROR_BODY_DECODER = msgspec.json.Decoder(_ErrorBody)
@@ -190,14 +194,39 @@ def error_class_for_status(status_code: int) -> type[APIError]:
     return _STATUS_TO_ERROR.get(status_code, APIError)
 
 
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def _parse_error_body(body: bytes) -> tuple[str | None, str | None]:
-    """Lean's (code, message) from an error body; (None, None) for anything else."""
+    """The (code, message) an error body gives; (None, None) when it gives neither."""
     try:
         parsed = _ERROR_BODY_DECODER.decode(body)
     except (msgspec.MsgspecError, RecursionError, UnicodeDecodeError):
-        return None, None
-    code = (parsed.status if isinstance(parsed.status, str) else None) or parsed.error
-    message = parsed.message or parsed.error_description
+        # A stray byte in a message must not cost Lean's code: read the rest.
+        repaired = body.decode("utf-8", errors="replace").encode()
+        return (None, None) if repaired == body else _parse_error_body(repaired)
+    nested = parsed.error if isinstance(parsed.error, dict) else {}
+    error = _text(parsed.error)
+    problem = ": ".join(filter(None, (_text(parsed.title), _text(parsed.detail)))) or None
+    message = (
+        _text(parsed.message)
+        or _text(parsed.error_description)
+        or _text(nested.get("message"))
+        or problem
+    )
+    # OAuth2's error is a code ("invalid_client"); a gateway's may be a sentence.
+    error_is_code = error is not None and (message is not None or not any(map(str.isspace, error)))
+    code = (
+        _text(parsed.status)
+        or _text(nested.get("code"))
+        or _text(nested.get("status"))
+        or (error if error_is_code else None)
+    )
+    if message is None and not error_is_code:
+        message = error
+    if code is not None and "\ufffd" in code:
+        code = None  # a code that lost bytes names nothing
     if message is not None and len(message) > _MAX_MESSAGE_CHARS:
         message = message[:_MAX_MESSAGE_CHARS] + "..."
     return code, message

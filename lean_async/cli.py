@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status: 0 success, 1 failure (some customers
-    failed, or a call did), 2 usage error, 128 + N after signal N."""
+    failed, or a call did), 2 usage error, 3 the output could not be written (a full
+    disk), 128 + N after signal N."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, and usage errors

@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import os
 import pty
+import re
 import signal
 import struct
 import sys
@@ -84,6 +85,20 @@ async def run_cli(
         await stop(proc)
     assert proc.returncode is not None
     return Ran(proc.returncode, out.decode(), err.decode())
+
+
+async def read_until(proc: asyncio.subprocess.Process, last: str) -> list[str]:
+    """Lines of ``proc``'s stdout up to the first that starts with ``last`` (e.g. the end
+    of what ``mock`` announces)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for _ in range(100):
+        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+        assert line, "the command exited early"
+        lines.append(line.rstrip("\n"))
+        if line.startswith(last):
+            return lines
+    raise AssertionError(f"no line starting with {last!r} in {lines}")
 
 
 async def wait_for_lines(path: Path, count: int, timeout: float = 10.0) -> None:
@@ -186,3 +201,42 @@ def read_lines(text: str | bytes) -> list[Line]:
     data = text.encode() if isinstance(text, str) else text
     assert not data or data.endswith(b"\n"), "the last line is not complete"
     return [_LINE.decode(line) for line in data.splitlines()]
+
+
+_ESCAPE = re.compile(r"\x1b\[(\d*)([A-Za-z])")
+
+
+def screen(received: str) -> list[str]:
+    """The lines a terminal shows after receiving ``received``: carriage returns, clearing
+    to the end of the line (ESC [K) and moving up (ESC [A) applied; other escapes dropped."""
+    lines: list[list[str]] = [[]]
+    row = col = 0
+    at = 0
+    while at < len(received):
+        char = received[at]
+        escape = _ESCAPE.match(received, at)
+        if escape is not None:
+            count, command = int(escape[1] or 1), escape[2]
+            if command == "K":
+                del lines[row][col:]
+            elif command == "A":
+                row = max(row - count, 0)
+            at = escape.end()
+            continue
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            row += 1
+            col = 0
+            if row == len(lines):
+                lines.append([])
+        else:
+            line = lines[row]
+            line.extend(" " * (col - len(line)))
+            if col < len(line):
+                line[col] = char
+            else:
+                line.append(char)
+            col += 1
+        at += 1
+    return ["".join(line).rstrip() for line in lines if "".join(line).strip()]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-from _cli import app_token_env, run_cli
+from _cli import app_token_env, clean_env, run_cli
 
 from lean_async import PaymentSource
-from lean_async.testing import FakeLean
+from lean_async._cli.report import RetryNotices
+from lean_async.testing import FakeLean, Faults
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -116,3 +118,67 @@ async def test_a_malformed_id_is_a_usage_error(server: FakeLean) -> None:
         "6db94cb7-3a02-4a57-a03a-e2a92ce86406, got 'nope'\n"
     )
     assert server.stats.requests == 0
+
+
+async def test_each_retry_is_a_line_on_stderr_without_verbose() -> None:
+    # A server that accepts the connection and does not answer in time.
+    async with FakeLean(customers=1, faults=Faults(latency=5.0)) as slow:
+        ran = await run_cli(
+            "list", slow.customer_ids[0], "--base-url", slow.url, "--timeout", "0.2",
+            env=clean_env(LEAN_APP_TOKEN=slow.app_token), timeout=20,
+        )  # fmt: skip
+    assert ran.status == 1
+    lines = ran.stderr.splitlines()
+    assert len(lines) == 3, lines
+    for number, line in enumerate(lines[:2], 1):
+        assert line.startswith("lean-async: retrying GET /customers/v1/")
+        assert f"after APITimeoutError: GET /customers/v1/{slow.customer_ids[0]}" in line
+        assert line.endswith(f"(retry {number})")
+    assert lines[2].startswith("lean-async: error: APITimeoutError")
+
+
+async def test_help_states_the_worst_case_time_of_a_call() -> None:
+    ran = await run_cli("list", "--help", env=clean_env())
+    assert ran.status == 0
+    assert "at most about 92 s with the defaults" in " ".join(ran.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--timeout", "-1"], "argument --timeout: expected a number of seconds > 0, got '-1'"),
+        (["--timeout", "nan"], "argument --timeout: expected a number of seconds > 0"),
+        (["--max-retries", "-1"], "argument --max-retries: expected a whole number >= 0"),
+        (["--rate-limit", "0"], "--rate-limit"),
+    ],
+)
+async def test_bad_request_flags_are_usage_errors_in_the_clis_terms(
+    flags: list[str], says: str
+) -> None:
+    customer = "6db94cb7-3a02-4a57-a03a-e2a92ce86406"
+    ran = await run_cli("list", customer, *flags, env=clean_env(LEAN_APP_TOKEN="t"))
+    assert ran.status == 2
+    assert says in ran.stderr
+    assert "aiohttp" not in ran.stderr and "rate_limit" not in ran.stderr
+
+
+def test_retry_lines_stop_after_ten_with_a_note_and_warnings_always_show(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    notices = RetryNotices()
+
+    def record(level: int, message: str, **extra: str) -> logging.LogRecord:
+        made = logging.LogRecord("lean_async", level, __file__, 1, message, None, None)
+        made.__dict__.update(extra)
+        return made
+
+    for number in range(1, 15):
+        notices.handle(record(logging.INFO, f"retrying {number}", retry_cause="HTTP 503"))
+    notices.handle(record(logging.INFO, "refreshing the access token"))
+    notices.handle(record(logging.WARNING, "TLS certificate verification is disabled"))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        *(f"lean-async: retrying {number}" for number in range(1, 11)),
+        "lean-async: more retries follow; the summary counts them (-v shows each)",
+        "lean-async: TLS certificate verification is disabled",
+    ]

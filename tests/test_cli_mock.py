@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
+import socket
+import sys
 from pathlib import Path
 
 import pytest
-from _cli import clean_env, run_cli, start_cli, stop
+from _cli import CLI, clean_env, read_until, run_cli, start_cli, stop
 
 from lean_async import LeanClient
+from lean_async.cli import build_parser
+from lean_async.testing._cli import add_server_arguments
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def _read_until(proc: asyncio.subprocess.Process, last: str) -> list[str]:
-    assert proc.stdout is not None
-    lines: list[str] = []
-    for _ in range(100):
-        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
-        assert line, "mock exited early"
-        lines.append(line.rstrip("\n"))
-        if line.startswith(last):
-            return lines
-    raise AssertionError(f"no line starting with {last!r} in {lines}")
 
 
 def _field(lines: list[str], name: str) -> str:
@@ -41,11 +34,11 @@ async def _stop_with(proc: asyncio.subprocess.Process, signum: int) -> tuple[int
 async def test_mock_prints_working_url_and_credentials_and_exits_0_on_sigint() -> None:
     proc = await start_cli("mock", "--customers", "3", "--seed", "4", env=clean_env())
     try:
-        lines = await _read_until(proc, "Ctrl-C stops the server")
+        lines = await read_until(proc, "Ctrl-C stops the server")
         url = lines[0].rsplit(" ", 1)[1]
         assert lines[0] == f"Fake Lean API listening on {url}"
         assert any(
-            line.strip().startswith("LEAN_APP_TOKEN=") and "lean-async list" in line
+            line.strip().startswith("LEAN_APP_TOKEN=") and " -m lean_async list " in line
             for line in lines
         )
         async with LeanClient(
@@ -55,7 +48,8 @@ async def test_mock_prints_working_url_and_credentials_and_exits_0_on_sigint() -
             client_secret=_field(lines, "client secret"),
             environ={},
         ) as client:
-            customer = next(line.split()[3] for line in lines if "lean-async list" in line)
+            listing = next(line for line in lines if " list " in line)
+            customer = listing.split(" list ")[1].split()[0]
             assert isinstance(await client.payment_sources.list(customer), list)
         status, err = await _stop_with(proc, signal.SIGINT)
     finally:
@@ -95,14 +89,30 @@ async def test_mock_json_gives_one_line_writes_the_ids_and_exits_0_on_sigterm(
         (["--webhook-url", "http://127.0.0.1:9/hooks"], "--webhook-secret"),
         (["--data", "/nonexistent/lean-data.json"], "cannot read --data"),
         (["--customers", "-5"], "whole number >= 0"),
+        (["--rate-limit", "0"], "--rate-limit must be > 0"),
+        (["--error-rate", "0.8", "--drop-rate", "0.5"], "--error-rate, --drop-rate"),
+        (["--slow-body-chunk", "0"], "--slow-body-chunk must be >= 1"),
+        (["--html-error-share", "2"], "--html-error-share must be"),
     ],
-    ids=["webhook url without secret", "missing data file", "negative customers"],
+    ids=[
+        "webhook url without secret",
+        "missing data file",
+        "negative customers",
+        "no rate",
+        "shares over 1",
+        "empty chunks",
+        "share over 1",
+    ],
 )
-async def test_mock_refuses_bad_flags_in_one_sentence(flags: list[str], says: str) -> None:
+async def test_mock_refuses_bad_flags_in_one_sentence_naming_flags(
+    flags: list[str], says: str
+) -> None:
     ran = await run_cli("mock", *flags, env=clean_env(), timeout=20)
     assert ran.status == 2
-    assert says in ran.stderr
+    [error] = [line for line in ran.stderr.splitlines() if "error: " in line]
+    assert says in error
     assert "Traceback" not in ran.stderr
+    assert "_rate" not in ran.stderr and "rate_limit" not in ran.stderr
 
 
 async def test_mock_refuses_a_data_file_that_is_not_a_data_set(tmp_path: Path) -> None:
@@ -111,4 +121,33 @@ async def test_mock_refuses_a_data_file_that_is_not_a_data_set(tmp_path: Path) -
     ran = await run_cli("mock", "--data", str(data), env=clean_env(), timeout=20)
     assert ran.status == 2
     assert "is not a saved data set" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+def _options_without_help(parser: argparse.ArgumentParser) -> list[str]:
+    return [
+        action.option_strings[0]
+        for action in parser._actions
+        if action.option_strings and not action.help and action.dest != "help"
+    ]
+
+
+def test_every_option_of_mock_and_of_the_testing_module_has_help() -> None:
+    mock = argparse.ArgumentParser()
+    add_server_arguments(mock)
+    assert _options_without_help(mock) == []
+    [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert _options_without_help(commands.choices["mock"]) == []
+
+
+@pytest.mark.parametrize("command", [(*CLI, "mock"), (sys.executable, "-m", "lean_async.testing")])
+async def test_a_busy_port_is_one_line_and_exit_1(command: tuple[str, ...]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ran = await run_cli("--port", str(port), env=clean_env(), command=command)
+    assert ran.status == 1
+    assert ran.stderr.count("\n") == 1, ran.stderr
+    assert f"error: cannot serve on 127.0.0.1:{port}: " in ran.stderr
     assert "Traceback" not in ran.stderr

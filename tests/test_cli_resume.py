@@ -3,18 +3,25 @@ duplicating a customer."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 import io
+import os
+import resource
+import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from _cli import (
+    CLI,
     app_token_env,
     clean_env,
     kill_after_lines,
     read_lines,
     run_cli,
+    stop,
     write_ids,
 )
 
@@ -148,3 +155,115 @@ async def test_resume_needs_an_output_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ran.status == 2
     assert "--resume needs an output file" in ran.stderr
+
+
+async def test_csv_piped_to_stdout_has_the_header_and_resumes(tmp_path: Path) -> None:
+    async with FakeLean(customers=6, seed=4) as server:
+        ids = server.customer_ids
+        first = await run_cli(
+            "sweep", "--format", "csv", "--base-url", server.url,
+            env=app_token_env(server), stdin="".join(f"{i}\n" for i in ids[:3]).encode(),
+        )  # fmt: skip
+        assert first.status == 0, first.stderr
+        assert first.stdout.splitlines()[0].startswith("customer_id,ok,source_count,")
+        out = tmp_path / "s.csv"
+        out.write_text(first.stdout)  # what `> s.csv` leaves
+        ids_file = write_ids(tmp_path / "ids.txt", ids)
+        ran = await run_cli(
+            "sweep", str(ids_file), "-o", str(out), "--resume", "--base-url", server.url,
+            env=app_token_env(server),
+        )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert {row["customer_id"] for row in rows} == set(ids)
+
+
+def _file_size_limit(limit: int) -> None:
+    """In the child: writes past ``limit`` bytes fail (EFBIG), as on a disk that is full."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+async def test_a_full_disk_is_one_line_exit_3_a_summary_that_matches_the_file_and_resumes(
+    tmp_path: Path,
+) -> None:
+    async with FakeLean(customers=60, seed=8) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "out.jsonl"
+        args = ("sweep", str(ids), "-o", str(out), "--base-url", server.url)
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, *args, env=app_token_env(server), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=functools.partial(_file_size_limit, 20_000),
+        )  # fmt: skip
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            await stop(proc)
+        stderr = err.decode()
+        assert proc.returncode == 3, stderr
+        assert "Traceback" not in stderr
+        data = out.read_bytes()
+        assert data.endswith(b"\n"), "a partial record was left"
+        held = len(read_lines(data))
+        assert 0 < held < 60
+        [error] = [line for line in stderr.splitlines() if "error" in line]
+        assert error.startswith(f"lean-async: error: cannot write {out}: File too large;")
+        assert f"holds the {held} customers" in error and "--resume" in error
+        assert f"{held} customers (" in stderr.splitlines()[0]
+
+        ran = await run_cli(*args, "--resume", env=app_token_env(server))
+    assert ran.status == 0, ran.stderr
+    counts = _counts(out)
+    assert set(counts) == set(server.customer_ids)
+    assert set(counts.values()) == {1}
+
+
+async def test_a_full_disk_on_stdout_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    async with FakeLean(customers=5, seed=8) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        full = os.open("/dev/full", os.O_WRONLY)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *CLI, "sweep", str(ids), "--base-url", server.url, env=app_token_env(server),
+                stdin=asyncio.subprocess.DEVNULL, stdout=full, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+        finally:
+            os.close(full)
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            await stop(proc)
+    stderr = err.decode()
+    assert proc.returncode == 3, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert stderr.splitlines()[0].startswith("0 customers (")
+    assert "lean-async: error: cannot write to stdout: No space left on device" in stderr
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("blank", ["\n", "\r\n", "  \n\n"])
+async def test_blank_lines_in_an_output_file_are_no_records_and_resume_continues(
+    tmp_path: Path, fmt: str, blank: str
+) -> None:
+    async with FakeLean(customers=6, seed=4) as server:
+        ids = server.customer_ids
+        out = tmp_path / f"out.{fmt}"
+        first = await run_cli(
+            "sweep", str(write_ids(tmp_path / "first.txt", ids[:3])), "-o", str(out),
+            "--base-url", server.url, env=app_token_env(server),
+        )  # fmt: skip
+        assert first.status == 0, first.stderr
+        out.write_bytes(out.read_bytes() + blank.encode())
+        ran = await run_cli(
+            "sweep", str(write_ids(tmp_path / "ids.txt", ids)), "-o", str(out), "--resume",
+            "--base-url", server.url, env=app_token_env(server),
+        )  # fmt: skip
+    assert ran.status == 0, ran.stderr
+    assert "resuming" in ran.stderr and "dropped" not in ran.stderr
+    assert "3 customers (3 ok" in ran.stderr
+    text = "".join(line for line in out.read_text().splitlines(True) if line.strip())
+    if fmt == "jsonl":
+        assert Counter(line.customer_id for line in read_lines(text)) == Counter(ids)
+    else:
+        assert {row["customer_id"] for row in csv.DictReader(io.StringIO(text))} == set(ids)

@@ -4,25 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import io
+import json
+import os
+import pty
+import re
 import signal
+import struct
 import sys
+import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from _cli import (
+    CLI,
     app_token_env,
     clean_env,
     read_lines,
     run_cli,
     run_cli_on_terminal,
+    screen,
     start_cli,
     stop,
     wait_for_lines,
     write_ids,
 )
 
+from lean_async import SweepProgress, decode_payment_sources
+from lean_async._cli.report import ProgressBar
 from lean_async.testing import FakeLean, Faults
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,6 +44,11 @@ CSV_HEADER = (
     "error_type,error_status_code,error_code,error_message,error_request_id,error_trace_id"
 )
 BAR = "customers/s"  # in tqdm's bar, never in the summary
+NO_TQDM = (
+    sys.executable,
+    "-c",
+    "import sys; sys.modules['tqdm'] = None; from lean_async.cli import main; sys.exit(main())",
+)
 
 
 @pytest.fixture
@@ -191,8 +207,44 @@ async def test_missing_credentials_are_one_sentence_and_exit_2_before_any_file_i
     assert ran.status == 2
     assert ran.stderr.count("\n") == 1
     assert ran.stderr.startswith("lean-async: error: no credentials")
-    assert "LEAN_APP_TOKEN" in ran.stderr
+    for named in ("--app-token", "--access-token", "--client-id", "--client-secret"):
+        assert named in ran.stderr
+    for named in ("LEAN_APP_TOKEN", "LEAN_ACCESS_TOKEN", "LEAN_CLIENT_ID", "LEAN_CLIENT_SECRET"):
+        assert named in ran.stderr
+    assert "=" not in ran.stderr  # no Python keyword argument
     assert not out.exists()
+
+
+async def test_a_client_id_without_a_secret_is_named_as_flags(
+    server: FakeLean, ids_file: Path
+) -> None:
+    ran = await run_cli(
+        "sweep", str(ids_file), "--client-id", "x", "--base-url", server.url, env=clean_env()
+    )
+    assert ran.status == 2
+    assert "--client-secret is missing" in ran.stderr
+    assert "client_secret=" not in ran.stderr
+
+
+async def test_oauth_with_the_api_host_overridden_and_no_token_url_is_a_usage_error_at_once(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    oauth = clean_env(LEAN_CLIENT_ID=server.client_id, LEAN_CLIENT_SECRET=server.client_secret)
+    out = tmp_path / "out.jsonl"
+    by_flag = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--base-url", server.url, env=oauth, timeout=10
+    )
+    by_env = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), env={**oauth, "LEAN_BASE_URL": server.url},
+        timeout=10,
+    )  # fmt: skip
+    for ran in (by_flag, by_env):
+        assert ran.status == 2
+        assert ran.stderr.count("\n") == 1
+        assert "--auth-url" in ran.stderr and "LEAN_AUTH_URL" in ran.stderr
+        assert "auth_url=" not in ran.stderr
+    assert not out.exists()
+    assert server.stats.requests == 0
 
 
 async def test_refused_credentials_stop_the_sweep_without_writing_failed_lines(
@@ -276,7 +328,7 @@ async def test_a_progress_bar_with_the_inputs_total_when_stderr_is_a_terminal(
     )
     assert ran.status == 0, ran.stderr
     assert BAR in ran.stderr
-    assert "30/30" in ran.stderr
+    assert "/30 [" in ran.stderr  # the total is known
 
 
 async def test_no_progress_bar_on_a_terminal_with_no_progress(
@@ -291,21 +343,37 @@ async def test_no_progress_bar_on_a_terminal_with_no_progress(
     assert "30 customers (30 ok, 0 failed)" in ran.stderr
 
 
-async def test_without_tqdm_the_sweep_works_on_a_terminal_with_no_bar(
+async def test_without_tqdm_a_terminal_shows_a_plain_status_line_instead_of_the_bar(
     server: FakeLean, ids_file: Path
 ) -> None:
-    no_tqdm = (
-        sys.executable,
-        "-c",
-        "import sys; sys.modules['tqdm'] = None; from lean_async.cli import main; sys.exit(main())",
-    )
     ran = await run_cli_on_terminal(
         "sweep", str(ids_file), "--base-url", server.url,
-        env=app_token_env(server), command=no_tqdm,
+        env=app_token_env(server), command=NO_TQDM,
     )  # fmt: skip
     assert ran.status == 0, ran.stderr
     assert BAR not in ran.stderr
     assert len(read_lines(ran.stdout)) == 30
+    # A plain status line instead, cleared at the end.
+    assert re.search(r"\r\d+/30 customers, 0 failed, \d+ sources, \d+/s", ran.stderr)
+    assert screen(ran.stderr)[0].startswith("30 customers (30 ok, 0 failed)")
+
+
+@pytest.mark.parametrize("tqdm", [True, False])
+async def test_the_final_screen_holds_one_account_of_the_run_the_summarys(
+    tmp_path: Path, tqdm: bool
+) -> None:
+    async with FakeLean(customers=400, seed=5, faults=Faults(latency=0.002)) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        command = CLI if tqdm else NO_TQDM
+        ran = await run_cli_on_terminal(
+            "sweep", str(ids), "-o", str(tmp_path / "out.jsonl"), "--base-url", server.url,
+            env=app_token_env(server), command=command,
+        )  # fmt: skip
+        sources = sum(1 for _ in server.data.all_payment_sources())
+    assert ran.status == 0, ran.stderr
+    shown = screen(ran.stderr)
+    assert shown[0].startswith(f"400 customers (400 ok, 0 failed), {sources} payment sources in ")
+    assert len(shown) == 1, shown  # no bar left behind with its own counts and time
 
 
 async def test_python_dash_m_lean_async_runs_the_cli(server: FakeLean, ids_file: Path) -> None:
@@ -360,3 +428,97 @@ async def test_sigint_stops_the_sweep_with_a_summary_and_exit_130(tmp_path: Path
     written = read_lines(out.read_bytes())
     assert 20 <= len(written) < 2000
     assert f"{len(written)} customers (" in stderr
+
+
+async def test_sweeps_own_csv_output_is_an_input_its_header_skipped(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    sources_csv = tmp_path / "sources.csv"
+    env = app_token_env(server)
+    first = await run_cli(
+        "sweep", str(ids_file), "-o", str(sources_csv), "--base-url", server.url, env=env
+    )
+    assert first.status == 0, first.stderr
+    again = await run_cli("sweep", str(sources_csv), "--base-url", server.url, env=env)
+    assert again.status == 0, again.stderr
+    assert sorted(line.customer_id for line in read_lines(again.stdout)) == sorted(
+        server.customer_ids
+    )
+
+
+LATER_FIELDS = (
+    b'[{"id": "b7ac1d5e-0d6a-4d7a-9a70-1d4c2e1f0a11", "bank_identifier": "ENBD_UAE",'
+    b' "risk_score": 0.50, "mandate": {"limits": [1, 2.0]}, "beneficiaries": null,'
+    b' "accounts": [null, {"id": "a-1", "currency": "AED", "nickname": "Main"}]}]'
+)
+
+
+async def test_raw_keeps_every_field_as_lean_sent_it_and_the_default_keeps_the_known_ones(
+    server: FakeLean, tmp_path: Path
+) -> None:
+    customer = server.customer_ids[0]
+    server.data._list_bodies[customer.lower()] = LATER_FIELDS
+    ids = write_ids(tmp_path / "ids.txt", server.customer_ids[:3])
+    env = app_token_env(server)
+    raw = await run_cli("sweep", str(ids), "--raw", "--base-url", server.url, env=env)
+    known = await run_cli("sweep", str(ids), "--base-url", server.url, env=env)
+    assert raw.status == known.status == 0, raw.stderr + known.stderr
+    [raw_line] = [line for line in raw.stdout.splitlines() if customer in line]
+    assert json.loads(raw_line)["sources"] == json.loads(LATER_FIELDS)
+    assert LATER_FIELDS[1:-1] in raw_line.encode()  # byte for byte, 0.50 included
+    [known_line] = [line for line in known.stdout.splitlines() if customer in line]
+    [source] = json.loads(known_line)["sources"]
+    assert "risk_score" not in source and source["beneficiaries"] == []
+    # The other customers: the same sources either way.
+    for line in map(json.loads, raw.stdout.splitlines()):
+        assert line["ok"]
+        if line["customer_id"] != customer:
+            sources = decode_payment_sources(json.dumps(line["sources"]).encode())
+            assert sources == server.data.payment_sources(line["customer_id"])
+
+
+async def test_raw_output_resumes_and_raw_csv_is_a_usage_error(
+    server: FakeLean, ids_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "raw.jsonl"
+    env = app_token_env(server)
+    out.write_bytes(b"")
+    first = await run_cli(
+        "sweep", str(write_ids(tmp_path / "few.txt", server.customer_ids[:4])), "-o", str(out),
+        "--raw", "--overwrite", "--base-url", server.url, env=env,
+    )  # fmt: skip
+    resumed = await run_cli(
+        "sweep", str(ids_file), "-o", str(out), "--raw", "--resume", "--base-url", server.url,
+        env=env,
+    )  # fmt: skip
+    assert first.status == resumed.status == 0, first.stderr + resumed.stderr
+    assert sorted(line.customer_id for line in read_lines(out.read_bytes())) == sorted(
+        server.customer_ids
+    )
+    csv_raw = await run_cli(
+        "sweep", str(ids_file), "--raw", "--format", "csv", "--base-url", server.url, env=env
+    )
+    assert csv_raw.status == 2
+    assert "--raw writes JSON Lines" in csv_raw.stderr
+
+
+def test_the_plain_status_line_fits_one_row_of_a_narrow_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # no cli extra
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 30, 0, 0))
+    try:
+        with open(slave, "w", closefd=False) as terminal:
+            bar = ProgressBar(enabled=True, stream=terminal)
+            bar.set_total(123_456)
+            progress = SweepProgress(done=99_999, ok=99_000, failed=999, sources=150_000)
+            bar.advance(progress)
+            bar.close()
+        drawn = os.read(master, 4096).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    drawings = [part for part in re.split(r"\r|\x1b\[K", drawn) if part]
+    assert drawings == ["99,999/123,456 customers, 999"]  # 29 columns of 30
+    assert screen(drawn) == []  # cleared at the end

@@ -280,3 +280,37 @@ def test_explicit_hosts_win_over_the_environment() -> None:
 def test_a_plain_http_host_in_the_environment_is_refused_like_an_argument() -> None:
     with pytest.raises(ConfigurationError, match="plain http"):
         LeanClient(app_token="t", environ={"LEAN_BASE_URL": "http://lean.example"})
+
+
+OAUTH = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+PROXY = "https://proxy.example"
+PROXY_TOKENS = "https://proxy.example/oauth2/token"
+
+
+@pytest.mark.parametrize("credentials", ["oauth", "app_token"])
+@pytest.mark.parametrize("base", ["default", "argument", "environment", "lean's own"])
+@pytest.mark.parametrize("auth", ["default", "argument", "environment"])
+def test_oauth_with_the_api_host_overridden_needs_the_token_host_too(
+    credentials: str, base: str, auth: str
+) -> None:
+    options: dict[str, Any] = dict(OAUTH) if credentials == "oauth" else {"app_token": APP_TOKEN}
+    environ: dict[str, str] = {}
+    if base == "argument":
+        options["base_url"] = PROXY
+    elif base == "environment":
+        environ["LEAN_BASE_URL"] = PROXY
+    elif base == "lean's own":
+        options["base_url"] = "https://sandbox.leantech.me/"
+    if auth == "argument":
+        options["auth_url"] = PROXY_TOKENS
+    elif auth == "environment":
+        environ["LEAN_AUTH_URL"] = PROXY_TOKENS
+    overridden = base in ("argument", "environment")
+    if credentials == "oauth" and overridden and auth == "default":
+        with pytest.raises(ConfigurationError, match=r"pass auth_url= \(or set LEAN_AUTH_URL\)"):
+            LeanClient(environ=environ, **options)
+        return
+    client = LeanClient(environ=environ, **options)
+    assert client.auth_url == (
+        PROXY_TOKENS if auth != "default" else "https://auth.sandbox.leantech.me/oauth2/token"
+    )

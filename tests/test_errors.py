@@ -152,3 +152,49 @@ def test_api_error_survives_pickling() -> None:
         "c",
         str(error),
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        # RFC 9457 problem details from a gateway
+        (
+            b'{"type": "about:blank", "title": "Service Unavailable", "status": 503,'
+            b' "detail": "upstream connect error"}',
+            None,
+            "Service Unavailable: upstream connect error",
+        ),
+        (b'{"title": "Bad Gateway", "status": 502}', None, "Bad Gateway"),
+        (b'{"detail": "Not authenticated"}', None, "Not authenticated"),
+        (b'{"detail": [{"loc": ["x"]}], "title": "Invalid"}', None, "Invalid"),
+        # JSON from a proxy or load balancer
+        (b'{"message": "Internal server error"}', None, "Internal server error"),
+        (b'{"error": "upstream request timeout"}', None, "upstream request timeout"),
+        (
+            b'{"error": {"code": 503, "status": "UNAVAILABLE", "message": "try later"}}',
+            "UNAVAILABLE",
+            "try later",
+        ),
+        (b'{"error": {"code": "QUOTA", "message": "over quota"}}', "QUOTA", "over quota"),
+        # OAuth2 and Lean stay as they were
+        (b'{"error": "invalid_client"}', "invalid_client", "Service Unavailable"),
+        (b'{"status": "SERVER_ERROR", "message": "boom"}', "SERVER_ERROR", "boom"),
+        # text that is not a text
+        (b'{"message": 5, "title": ["x"], "error": null}', None, "Service Unavailable"),
+        (b'{"message": "  "}', None, "Service Unavailable"),
+    ],
+)  # fmt: skip
+def test_a_non_lean_error_body_gives_what_it_says(
+    body: bytes, code: str | None, message: str
+) -> None:
+    error = error_from_response(503, {}, body, reason="Service Unavailable")
+    assert isinstance(error, ServerError)
+    assert (error.code, error.message) == (code, message)
+    assert message in str(error)
+
+
+def test_invalid_utf8_in_an_error_body_keeps_leans_code_and_the_rest_of_the_message() -> None:
+    body = _lean_body("UNKNOWN_PAYMENT_SOURCE", "gone").replace(b"gone", b"g\xffone")
+    error = error_from_response(404, {}, body, reason="Not Found")
+    assert error.code == "UNKNOWN_PAYMENT_SOURCE"
+    assert error.message == "g\ufffdone"

@@ -11,6 +11,7 @@ import random
 import re
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -358,12 +359,29 @@ async def test_unknown_route_is_404_invalid_url(
     assert answer.json()["status"] == "INVALID_URL"
 
 
-async def test_wrong_method_is_405_invalid_http_method(
-    server: FakeLean, http: aiohttp.ClientSession
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("POST", "list", {"GET"}),
+        ("DELETE", "list", {"GET"}),
+        ("PUT", "source", {"GET", "DELETE"}),
+        ("PATCH", "source", {"GET", "DELETE"}),
+        ("GET", "token", {"POST"}),
+    ],
+)
+async def test_wrong_method_is_405_invalid_http_method_with_the_allow_header(
+    server: FakeLean, http: aiohttp.ClientSession, method: str, path: str, allowed: set[str]
 ) -> None:
-    answer = await as_app(http, server, "POST", list_url(server, server.customer_ids[0]))
+    customer = server.customer_ids[0]
+    url = {
+        "list": list_url(server, customer),
+        "source": f"{list_url(server, customer)}/{uuid.uuid4()}",
+        "token": server.token_url,
+    }[path]
+    answer = await as_app(http, server, method, url)
     assert answer.status == 405
     assert answer.json()["status"] == "INVALID_HTTP_METHOD"
+    assert {m.strip() for m in answer.headers["Allow"].split(",")} == allowed
 
 
 async def test_error_bodies_have_leans_shape(server: FakeLean, http: aiohttp.ClientSession) -> None:

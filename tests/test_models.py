@@ -227,3 +227,55 @@ def test_the_models_keep_their_old_address() -> None:
     assert lean_async.models.PaymentSource is lean_async.PaymentSource
     # Anything else the module defines, too.
     assert lean_async.models._mask is payment_sources._mask
+
+
+BENEFICIARY = {"id": "b-1", "status": "ACTIVE"}
+ACCOUNT = {"id": "a-1", "currency": "AED"}
+NULLABLE_LISTS = {"end_user_ids": "u-1", "beneficiaries": BENEFICIARY, "accounts": ACCOUNT}
+
+
+@pytest.mark.parametrize("field", NULLABLE_LISTS)
+@pytest.mark.parametrize("shape", ["null list", "null element", "only nulls"])
+@pytest.mark.parametrize("one", [True, False], ids=["get", "list"])
+def test_a_null_list_is_empty_and_null_elements_are_left_out(
+    field: str, shape: str, one: bool
+) -> None:
+    element = NULLABLE_LISTS[field]
+    value = {"null list": None, "null element": [None, element, None], "only nulls": [None]}
+    # The other lists as Lean sends them, so that the combination is tested too.
+    others = {name: [item] for name, item in NULLABLE_LISTS.items() if name != field}
+    source = {"id": SOURCE_ID, "currency": "AED", field: value[shape], **others}
+    body = json.dumps(source if one else [source, {"id": "second"}]).encode()
+    decoded = decode_payment_source(body) if one else decode_payment_sources(body)[0]
+    as_if_clean = {**source, field: [element] if shape == "null element" else []}
+    assert decoded == decode_payment_source(json.dumps(as_if_clean).encode())
+    assert len(getattr(decoded, field)) == (shape == "null element")
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        # with a null list elsewhere, other checks still hold, and name the same place
+        (b'{"id": null, "accounts": null}', r"\$\.id"),
+        (
+            b'{"id": "x", "beneficiaries": null, "accounts": [null, {"id": 5}]}',
+            r"\$\.accounts\[1\]\.id",
+        ),
+        (b'{"id": "x", "end_user_ids": [null, 5]}', r"\$\.end_user_ids\[1\]"),
+        (b'{"id": "x", "accounts": {"id": "a"}}', r"\$\.accounts"),
+        (
+            b'{"id": "x", "currency": null, "created_at": "yesterday", "accounts": null}',
+            r"\$\.created_at",
+        ),
+    ],
+)  # fmt: skip
+def test_a_null_list_does_not_hide_another_problem(body: bytes, where: str) -> None:
+    with pytest.raises(DecodeError, match=where):
+        decode_payment_source(body)
+    with pytest.raises(DecodeError, match=where.replace(r"\$", r"\$\[0\]")):
+        decode_payment_sources(b"[" + body + b"]")
+
+
+def test_a_null_source_in_the_list_is_still_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match=r"\$\[0\]"):
+        decode_payment_sources(b"[null]")

@@ -5,29 +5,56 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import hashlib
+import hmac
+import io
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import sys
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from _cli import CLI, clean_env, read_until, start_cli, stop
 
 from lean_async import webhooks
 from lean_async.testing import FakeLean
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 QUICK_START_CUSTOMER = "6db94cb7-3a02-4a57-a03a-e2a92ce86406"
+FRAGMENT = "# A fragment:"
+FILE_NAME = re.compile(r"# ([\w-]+\.py)\n")
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def fragments() -> list[str]:
+    """Blocks that say they are fragments: run inside an ``async def`` by these tests."""
+    return [block for block in python_blocks() if block.startswith(FRAGMENT)]
+
+
+def files() -> dict[str, str]:
+    """Blocks that are files to save (``# conftest.py`` on their first line), by name."""
+    named = (FILE_NAME.match(block) for block in python_blocks())
+    return {match[1]: match.string for match in named if match is not None}
 
 
 def programs() -> list[str]:
-    """The README's Python blocks that are whole programs."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    return [block for block in blocks if "asyncio.run(" in block or "web.run_app(" in block]
+    """Every other block: a program that runs as written."""
+    return [
+        block
+        for block in python_blocks()
+        if not block.startswith(FRAGMENT) and not FILE_NAME.match(block)
+    ]
 
 
 def program(containing: str) -> str:
@@ -73,17 +100,123 @@ async def run(code: str, env: dict[str, str], *args: str) -> tuple[int, str, str
     return process.returncode, out.decode(), err.decode()
 
 
-def test_the_readme_has_the_programs_these_tests_run() -> None:
-    assert len(programs()) == 7
+# Each program is run by one test below, found by what only it contains.
+PROGRAMS = (
+    "async def main(customer_id: str)",
+    "# Legacy app token",
+    "async def reconcile(",
+    "async def onboard(",
+    "async def reconcile_everyone(",
+    "from lean_async.testing import FakeLean",
+    "web.run_app(",
+    "from lean_async.mcp import create_server",
+)
 
 
-async def test_quick_start_lists_a_customers_sources(
+def test_every_python_block_is_run_by_these_tests() -> None:
+    # (And the shell commands of the Command line section: see the last test.)
+    assert sorted(program(marker) for marker in PROGRAMS) == sorted(programs())
+    assert sorted(files()) == ["conftest.py", "test_payment_sources.py"]
+    assert len(fragments()) == 4
+    assert len(python_blocks()) == len(PROGRAMS) + 2 + 4
+
+
+async def test_quick_start_prints_a_customers_sources(
     lean_env: tuple[FakeLean, dict[str, str]],
 ) -> None:
     _, env = lean_env
-    code, out, err = await run(program("async def main() -> None:\n    # With no"), env)
+    code, out, err = await run(program(PROGRAMS[0]), env, QUICK_START_CUSTOMER)
     assert code == 0, err
+    assert f"customer {QUICK_START_CUSTOMER}: 1 payment sources" in out
     assert "1 active beneficiaries" in out
+
+
+async def test_quick_start_tried_against_lean_async_mock_as_the_readme_says(
+    tmp_path: Path,
+) -> None:
+    # `lean-async mock --port ... --write-ids ids.txt`, then LEAN_BASE_URL and the app
+    # token it printed, and the first id of ids.txt.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mock = await start_cli(
+        "mock", "--port", str(port), "--write-ids", "ids.txt", env=clean_env(), cwd=tmp_path
+    )
+    try:
+        printed = await read_until(mock, "Ctrl-C")
+        [token] = [line.split(":")[1].strip() for line in printed if "app token:" in line]
+        env = clean_env(LEAN_BASE_URL=f"http://127.0.0.1:{port}", LEAN_APP_TOKEN=token)
+        first_id = (tmp_path / "ids.txt").read_text().splitlines()[0]
+        code, out, err = await run(program(PROGRAMS[0]), env, first_id)
+    finally:
+        await stop(mock)
+    assert code == 0, err
+    assert re.match(rf"customer {first_id}: \d+ payment sources", out)
+
+
+async def test_authentication_examples_construct_their_clients() -> None:
+    code, _, err = await run(program(PROGRAMS[1]), clean_env())
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("fragment", fragments())
+async def test_fragments_run_inside_an_async_def(
+    fragment: str, lean_env: tuple[FakeLean, dict[str, str]]
+) -> None:
+    server, _ = lean_env
+    [source] = server.data.payment_sources(QUICK_START_CUSTOMER)
+    code = (
+        "import asyncio, os, lean_async\n\n"
+        "async def fragment(lean, customer_id, source_id):\n"
+        + textwrap.indent(fragment, "    ")
+        + "\nasync def main():\n"
+        "    async with lean_async.LeanClient() as lean:\n"
+        "        await fragment(lean, os.environ['CUSTOMER_ID'], os.environ['SOURCE_ID'])\n\n"
+        "asyncio.run(main())\n"
+    )
+    env = clean_env(
+        LEAN_BASE_URL=server.url, LEAN_AUTH_URL=server.token_url,
+        LEAN_CLIENT_ID=server.client_id, LEAN_CLIENT_SECRET=server.client_secret,
+        CUSTOMER_ID=QUICK_START_CUSTOMER, SOURCE_ID=source.id,
+    )  # fmt: skip
+    returncode, _, err = await run(code, env)
+    assert returncode == 0, err
+
+
+async def test_the_pytest_plugin_example_passes_as_written(tmp_path: Path) -> None:
+    for name, text in files().items():
+        (tmp_path / name).write_text(text)
+    # No pytest configuration: pytest-asyncio in its default (strict) mode.
+    env = clean_env()
+    env.pop("PYTEST_ADDOPTS", None)
+    pipe = asyncio.subprocess.PIPE
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+        str(tmp_path), cwd=tmp_path, env=env, stdout=pipe, stderr=pipe,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, out.decode() + err.decode()
+    assert "1 passed" in out.decode()
+
+
+def test_the_ports_the_readme_suggests_do_not_clash() -> None:
+    text = README.read_text()
+    servers = set(re.findall(r"--port (\d+)", text))
+    receiver = set(re.findall(r"port=(\d+)", program("web.run_app(")))
+    assert servers and receiver
+    assert not servers & receiver
+
+
+def test_a_signature_made_from_the_readmes_description_is_accepted() -> None:
+    [header_format] = re.findall(r"`lean-signature: (\w+)=<hex digest>`", README.read_text())
+    body, secret = b'{"type": "payment_source.created"}', "whsec-readme"
+    digest = hmac.new(secret.encode(), body, hashlib.sha512).hexdigest()
+    webhooks.verify_signature(body, f"{header_format}={digest}", secret)
 
 
 async def test_reconciliation_job_writes_a_line_per_customer(
@@ -227,3 +360,65 @@ async def test_claude_desktop_configuration_starts_a_working_server(
     assert not result.is_error
     assert isinstance(result.structured_content, dict)
     assert len(result.structured_content["payment_sources"]) == 1
+
+
+def _command_line_examples() -> list[str]:
+    """The commands of the README's "Against Lean" block, without their comments."""
+    text = README.read_text()
+    block = re.search(r"Against Lean.*?```sh\n(.*?)```", text, flags=re.DOTALL)
+    assert block is not None
+    return [line.split("  #")[0].strip() for line in block[1].splitlines()]
+
+
+async def test_the_command_line_examples_run_as_printed_against_the_mock_they_suggest(
+    tmp_path: Path,
+) -> None:
+    commands = _command_line_examples()
+    [mock_line] = [line for line in commands if line.startswith("lean-async mock")]
+    [export] = [line for line in commands if line.startswith("export ")]
+    assert export.startswith("export LEAN_APP_TOKEN=")
+    cli = shlex.join(CLI)
+    mock = await start_cli(*shlex.split(mock_line)[1:], env=clean_env(), cwd=tmp_path)
+    try:
+        printed = await read_until(mock, "Ctrl-C")
+        [url] = [line.rsplit(" ", 1)[1] for line in printed if "listening on" in line]
+        [token] = [line.split(":")[1].strip() for line in printed if "app token:" in line]
+        server_ids = (tmp_path / "ids.txt").read_text().splitlines()
+        # A customer with a payment source, for list, get and delete.
+        env = clean_env(LEAN_APP_TOKEN=token, LEAN_BASE_URL=url)
+        listed = await run(
+            "import sys; from lean_async.cli import main; sys.exit(main())",
+            env, "sweep", str(tmp_path / "ids.txt"), "--format", "csv",
+        )  # fmt: skip
+        row = next(r for r in csv.DictReader(io.StringIO(listed[1])) if r["payment_source_id"])
+        destinations = await run(
+            "import sys; from lean_async.cli import main; sys.exit(main())",
+            env, "destinations", "list",
+        )  # fmt: skip
+        destination_id = json.loads(destinations[1])[0]["id"]
+        for number, line in enumerate(commands):
+            if line.startswith(("export ", "lean-async mock")):
+                continue
+            where = tmp_path / f"run-{number}"
+            where.mkdir()
+            (where / "ids.txt").write_text("\n".join(server_ids[:50]) + "\n")
+            (where / "customer-ids.txt").write_text(
+                "# from the mock\n" + "\n".join(server_ids[:50])
+            )
+            (where / "export.csv").write_text(
+                "name,customer_id\n" + "".join(f"n{i},{c}\n" for i, c in enumerate(server_ids[:50]))
+            )
+            command = (
+                line.replace("lean-async", cli)
+                .replace("PAYMENT_SOURCE_ID", row["payment_source_id"])
+                .replace("CUSTOMER_ID", row["customer_id"])
+                .replace("DESTINATION_ID", destination_id)
+            )
+            shell = await asyncio.create_subprocess_shell(
+                command, cwd=where, env=env, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            _, err = await asyncio.wait_for(shell.communicate(), 60)
+            assert shell.returncode == 0, (line, err.decode())
+    finally:
+        await stop(mock)

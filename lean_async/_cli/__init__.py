@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["PROG", "CommandError", "UsageError"]
+__all__ = ["EXIT_OUTPUT_FAILED", "PROG", "CommandError", "UsageError"]
 
 PROG = "lean-async"
+# Exit statuses besides 0 (success), 1 (some customers or a call failed), 2 (usage error)
+# and 128 + N (stopped by signal N).
+EXIT_OUTPUT_FAILED = 3
 
 
 class CommandError(Exception):

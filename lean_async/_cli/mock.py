@@ -10,8 +10,9 @@ from typing import Any
 import msgspec
 
 from ..testing import FakeLean, serve
-from ..testing._cli import add_server_arguments, describe, server_options
+from ..testing._cli import add_server_arguments, cannot_serve, describe, server_options
 from . import CommandError, UsageError
+from .invocation import command
 
 __all__ = ["add_parser"]
 
@@ -60,22 +61,20 @@ async def run_mock(args: argparse.Namespace) -> int:
     try:
         await serve(**options, ready=ready)
     except OSError as exc:
-        raise CommandError(
-            f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
-        ) from None
+        raise CommandError(cannot_serve(args.host, args.port, exc)) from None
     return 0
 
 
 def announcement(server: FakeLean, ids_file: str | None) -> str:
     """What the server is and how to call it."""
     first = server.customer_ids[0] if server.customer_ids else "CUSTOMER_ID"
+    prog = command()
     env = f"LEAN_APP_TOKEN={server.app_token}"
     oauth = f"LEAN_CLIENT_ID={server.client_id} LEAN_CLIENT_SECRET={server.client_secret}"
     sweep = (
-        f"  {env} lean-async sweep {shlex.quote(ids_file)} --base-url {server.url} "
-        "-o sources.jsonl\n"
+        f"  {env} {prog} sweep {shlex.quote(ids_file)} --base-url {server.url} -o sources.jsonl\n"
         if ids_file
-        else f"  {env} lean-async sweep --all-customers --base-url {server.url} -o sources.jsonl\n"
+        else f"  {env} {prog} sweep --all-customers --base-url {server.url} -o sources.jsonl\n"
     )
     return (
         f"Fake Lean API listening on {server.url}\n"
@@ -87,10 +86,10 @@ def announcement(server: FakeLean, ids_file: str | None) -> str:
         f"  client secret: {server.client_secret}\n"
         "\n"
         "Try, in another shell:\n"
-        f"  {env} lean-async list {first} --base-url {server.url}\n"
-        f"  {env} lean-async customers list --base-url {server.url}\n"
+        f"  {env} {prog} list {first} --base-url {server.url}\n"
+        f"  {env} {prog} customers list --base-url {server.url}\n"
         f"{sweep}"
         "or with OAuth2 client credentials:\n"
-        f"  {oauth} lean-async list {first} --base-url {server.url} --auth-url {server.token_url}\n"
+        f"  {oauth} {prog} list {first} --base-url {server.url} --auth-url {server.token_url}\n"
         "Ctrl-C stops the server.\n"
     )

@@ -3,17 +3,19 @@ file, after dropping what a killed run left half-written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
 from .._sweep import SweepResult
-from . import UsageError
+from . import EXIT_OUTPUT_FAILED, CommandError, UsageError
 from .records import Format
 
-__all__ = ["Output", "Written", "open_output", "read_written"]
+__all__ = ["Output", "OutputError", "Written", "open_output", "read_written"]
 
 
 @dataclass
@@ -28,9 +30,16 @@ class Written:
     needs_header: bool = False
 
 
+class OutputError(CommandError):
+    """The output could not be written (a full disk...): what it holds is complete."""
+
+    exit_status = EXIT_OUTPUT_FAILED
+
+
 class Output:
     """Writes each customer's lines at once and flushes them, so that a killed run loses
-    at most the customer it was writing."""
+    at most the customer it was writing. A file of its own is unbuffered: when a write
+    fails, the customer's partial lines are cut off and nothing is left to flush."""
 
     def __init__(self, file: BinaryIO, fmt: Format, name: str, *, owned: bool) -> None:
         self.file = file
@@ -40,13 +49,63 @@ class Output:
         self._owned = owned
 
     def write(self, result: SweepResult[str]) -> None:
-        self.file.write(self.format.encode(result))
-        self.file.flush()
+        """Write one customer's lines; OutputError when they cannot be."""
+        self._write(self.format.encode(result))
         self.records += 1
+
+    def write_header(self) -> None:
+        self._write(self.format.header)
+
+    def _write(self, data: bytes) -> None:
+        if not data:  # even an empty write fails on a full device
+            return
+        file = self.file
+        try:
+            if self._owned:
+                start = file.tell()
+                try:
+                    _write_all(file, data)
+                except OSError:
+                    _cut(file, start)
+                    raise
+            else:
+                file.write(data)
+                file.flush()
+        except BrokenPipeError:
+            raise  # the reader of stdout is gone: the command stops quietly
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> OutputError:
+        why = exc.strerror or str(exc)
+        if not self._owned:
+            # Python would flush the rest at exit, and fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.file.fileno())
+            return OutputError(
+                f"cannot write to stdout: {why}; it got the {self.records} customers before"
+            )
+        return OutputError(
+            f"cannot write {self.name}: {why}; it holds the {self.records} customers written "
+            "before: make room and run the same command with --resume to continue"
+        )
 
     def close(self) -> None:
         if self._owned:
             self.file.close()
+
+
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    """``data`` written whole to an unbuffered file (a raw write may write only part)."""
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view) or 0 :]
+
+
+def _cut(file: BinaryIO, size: int) -> None:
+    """Drop what a failed write left after ``size`` bytes, where the file allows it."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(file.fileno(), size)
+        file.seek(size)
 
 
 def open_output(
@@ -60,7 +119,10 @@ def open_output(
     if path is None or path == "-":
         if resume:
             raise UsageError("--resume needs an output file (--output PATH)")
-        return Output(sys.stdout.buffer, fmt, "stdout", owned=False), None
+        output = Output(sys.stdout.buffer, fmt, "stdout", owned=False)
+        # The header too: what is piped to a file must be a file --resume can continue.
+        output.write_header()
+        return output, None
     try:
         mode, size = _mode_and_size(path)
     except OSError as exc:
@@ -73,10 +135,9 @@ def open_output(
         raise UsageError(
             f"{path} already exists: pass --resume to continue it, or --overwrite to replace it"
         )
-    file = _open(path, "wb")
-    file.write(fmt.header)
-    file.flush()
-    return Output(file, fmt, path, owned=True), (Written() if resume else None)
+    output = Output(_open(path, "wb"), fmt, path, owned=True)
+    _written_or_closed(output, output.write_header)
+    return output, (Written() if resume else None)
 
 
 def _mode_and_size(path: str) -> tuple[int, int]:
@@ -90,7 +151,7 @@ def _mode_and_size(path: str) -> tuple[int, int]:
 
 def _open(path: str, mode: Literal["wb", "r+b"]) -> BinaryIO:
     try:
-        return open(path, mode)
+        return open(path, mode, buffering=0)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
@@ -98,17 +159,26 @@ def _open(path: str, mode: Literal["wb", "r+b"]) -> BinaryIO:
 def _reopen(path: str, fmt: Format) -> tuple[Output, Written]:
     file = _open(path, "r+b")
     try:
-        written = read_written(file, fmt, path)
+        with open(file.fileno(), "rb", closefd=False) as reading:  # buffered, for lines
+            written = read_written(reading, fmt, path)
         written.dropped_bytes = file.seek(0, os.SEEK_END) - written.complete_bytes
         file.seek(written.complete_bytes)
         file.truncate()
-        if written.needs_header:
-            file.write(fmt.header)
-            file.flush()
     except BaseException:
         file.close()
         raise
-    return Output(file, fmt, path, owned=True), written
+    output = Output(file, fmt, path, owned=True)
+    if written.needs_header:
+        _written_or_closed(output, output.write_header)
+    return output, written
+
+
+def _written_or_closed(output: Output, write: Callable[[], None]) -> None:
+    try:
+        write()
+    except BaseException:
+        output.close()
+        raise
 
 
 def read_written(file: BinaryIO, fmt: Format, name: str) -> Written:
@@ -132,6 +202,11 @@ def read_written(file: BinaryIO, fmt: Format, name: str) -> Written:
         number += 1
         if not line.endswith(b"\n"):
             break
+        if not line.strip():  # a blank line (added by hand, an editor...) is no record
+            offset += len(line)
+            if not left:
+                written.complete_bytes = offset
+            continue
         try:
             record = fmt.parse(line)
         except ValueError:

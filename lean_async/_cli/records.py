@@ -2,7 +2,8 @@
 ``--resume``.
 
 JSON Lines: one line per customer, ``{"customer_id", "ok": true, "sources": [...]}`` with
-the payment sources as Lean sent them, or ``{"customer_id", "ok": false, "error": {...}}``.
+the fields of the payment sources this version knows (all of them as Lean sent them with
+``--raw``), or ``{"customer_id", "ok": false, "error": {...}}``.
 CSV: one row per payment source (a customer with none, or an error, still gets one row),
 a summary without full account numbers or IBANs. A customer's lines are encoded together,
 to be written at once.
@@ -74,7 +75,8 @@ class ErrorInfo(msgspec.Struct):
 class _Succeeded(msgspec.Struct):
     customer_id: str
     ok: bool
-    sources: list[PaymentSource]
+    # Lean's JSON of each source as it came, with --raw (encoded as is).
+    sources: list[PaymentSource] | list[msgspec.Raw]
 
 
 class _Failed(msgspec.Struct):

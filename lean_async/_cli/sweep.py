@@ -7,6 +7,7 @@ import contextlib
 import os
 import stat
 import sys
+from collections import Counter
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -21,24 +22,27 @@ from .._client import LeanClient
 from .._constants import DEFAULT_CUSTOMER_PAGE_SIZE, DEFAULT_SWEEP_CONCURRENCY
 from .._exceptions import AuthenticationError, LeanError
 from .._paging import Pager
-from .._sweep import SweepProgress
+from .._sweep import SweepProgress, SweepResult, error_kind
 from ..types.customers import Customer
 from . import CommandError, UsageError
 from .args import client_from_args, positive_int
 from .ids import count_ids, read_ids
 from .output import Output, Written, open_output
-from .records import FORMATS, Format, format_named
+from .records import FORMATS, JSONL, Format, format_named
 from .report import ProgressBar, RetryTally, summary
 
 __all__ = ["add_parser", "exit_status", "sweep_into"]
 
 DESCRIPTION = """\
 List the payment sources of many customers. Reads customer ids one per line (blank lines
-and lines starting with # are skipped), or with --all-customers lists every customer of
-the application from Lean, page by page, and writes one JSON line per customer, or CSV
-rows, as results come (in completion order, not input order). A progress bar and a summary go
-to stderr. Exit status: 0 when every customer in the output succeeded, 1 when some failed
-(their lines say why), 2 for a usage error, 130 after Ctrl-C.
+and lines starting with # are skipped; a first line naming a customer_id column is a
+header, and with other columns, as in sweep's own CSV, the ids come from that one), or with
+--all-customers lists every customer of the application from Lean, page by page, and
+writes one JSON line per customer, or CSV rows, as results come (in completion order, not
+input order). A progress bar and a summary go to stderr. Exit status: 0 when every
+customer in the output succeeded, 1 when some failed (their lines say why), 2 for a usage
+error, 3 when the output could not be written (a full disk: it holds every customer
+before, --resume continues), 130 after Ctrl-C.
 """
 
 EPILOG = """\
@@ -83,6 +87,12 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         choices=tuple(FORMATS),
         help="default: csv for an output file ending in .csv, else jsonl",
     )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="JSON Lines with each payment source exactly as Lean sent it, fields this "
+        "version does not know included (default: the fields it knows)",
+    )
     again = parser.add_mutually_exclusive_group()
     again.add_argument(
         "--resume",
@@ -114,6 +124,8 @@ async def run_sweep(args: argparse.Namespace) -> int:
     fmt = format_named(args.format, args.output)
     if args.all_customers and args.input is not None:
         raise UsageError("give a file of customer ids or --all-customers, not both")
+    if args.raw and fmt is not JSONL:
+        raise UsageError("--raw writes JSON Lines: drop --format csv (or the .csv output)")
     # Before touching any file: a missing credential must not leave an empty output.
     client = client_from_args(args, concurrency=args.concurrency)
     if args.all_customers:
@@ -147,6 +159,7 @@ async def _sweep_to_output(
             concurrency=args.concurrency,
             bar=bar,
             earlier=earlier,
+            raw=args.raw,
         )
     finally:
         output.close()
@@ -190,6 +203,7 @@ async def sweep_into(
     concurrency: int,
     bar: ProgressBar,
     earlier: Written | None = None,
+    raw: bool = False,
 ) -> SweepProgress:
     """Sweep ``customer_ids`` into ``output``, then print the summary on stderr (also when
     stopped). Refused credentials stop the sweep: every customer would fail alike, and
@@ -199,14 +213,19 @@ async def sweep_into(
     with RetryTally() as retries:
         try:
             async with client:
-                sweep = client.payment_sources.sweep(
+                resource = client.payment_sources
+                sweep = (resource._sweep_raw if raw else resource.sweep)(
                     customer_ids, concurrency=concurrency, progress=progress
                 )
                 try:
                     async for result in sweep:
-                        if isinstance(result.error, AuthenticationError):
-                            raise _refused(result.error, output)
-                        output.write(result)
+                        try:
+                            if isinstance(result.error, AuthenticationError):
+                                raise _refused(result.error, output)
+                            output.write(result)
+                        except CommandError:
+                            _not_written(progress, result)
+                            raise
                         bar.advance(progress)
                 finally:
                     await sweep.aclose()
@@ -219,6 +238,18 @@ async def sweep_into(
             sys.stderr.write(report)
             sys.stderr.flush()
     return progress
+
+
+def _not_written(progress: SweepProgress, result: SweepResult[str]) -> None:
+    """Take back the sweep's count of a result that did not reach the output, so that the
+    summary accounts for what the output holds."""
+    progress.done -= 1
+    if result.error is None:
+        progress.ok -= 1
+        progress.sources -= len(result.sources or ())
+    else:
+        progress.failed -= 1
+        progress.errors -= Counter({error_kind(result.error): 1})
 
 
 def _refused(error: AuthenticationError, output: Output) -> CommandError:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import AsyncGenerator, AsyncIterable, Coroutine, Iterable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -14,7 +14,12 @@ from .._ids import IdLike, validate_id
 from .._sweep import SweepProgress, SweepResult, check_sweep, run_sweep
 from .._transport import Transport
 from ..types.customers import Customer
-from ..types.payment_sources import PaymentSource, decode_payment_source, decode_payment_sources
+from ..types.payment_sources import (
+    PaymentSource,
+    decode_payment_source,
+    decode_payment_sources,
+    decode_raw_payment_sources,
+)
 
 __all__ = ["DeleteReason", "PaymentSources"]
 
@@ -32,6 +37,7 @@ class DeleteReason(str, enum.Enum):
 Id = TypeVar("Id")
 # A customer's id, or the Customer itself (e.g. from client.customers.list()).
 CustomerLike = IdLike | Customer
+_Fetch = Callable[[Any], Coroutine[Any, Any, "builtins.list[PaymentSource]"]]
 
 _DEFAULT_DELETE_BODY = msgspec.json.encode({"reason": DEFAULT_DELETE_REASON})
 
@@ -45,6 +51,10 @@ def _list_path(customer: object) -> str:
 
 def _decode_list(status: int, body: bytes) -> builtins.list[PaymentSource]:
     return decode_payment_sources(body)
+
+
+def _decode_raw_list(status: int, body: bytes) -> builtins.list[msgspec.Raw]:
+    return decode_raw_payment_sources(body)
 
 
 def _decode_one(status: int, body: bytes) -> PaymentSource:
@@ -105,9 +115,38 @@ class PaymentSources:
         loop early cancels what is in flight: wrap the sweep in
         ``contextlib.aclosing()`` to make that clean-up deterministic.
         """
+        return self._sweep_with(self._list_for_sweep, customer_ids, concurrency, progress)
+
+    def _sweep_raw(
+        self,
+        customer_ids: Iterable[Id] | AsyncIterable[Id],
+        *,
+        concurrency: int = DEFAULT_SWEEP_CONCURRENCY,
+        progress: SweepProgress | None = None,
+    ) -> AsyncGenerator[SweepResult[Id], None]:
+        """``sweep()``, but each result's ``sources`` holds Lean's JSON of each payment
+        source as it came (``msgspec.Raw``, unknown fields included), checked as ``list()``
+        checks it: for output that must not lose what the structs leave out."""
+        # The sweep passes sources through without looking inside.
+        fetch = cast(_Fetch, self._list_raw_for_sweep)
+        return self._sweep_with(fetch, customer_ids, concurrency, progress)
+
+    def _list_raw_for_sweep(
+        self, customer_id: IdLike
+    ) -> Coroutine[Any, Any, builtins.list[msgspec.Raw]]:
+        path = _list_path(validate_id(customer_id, "customer_id"))
+        return self._transport.request("GET", path, _decode_raw_list, retry_rate_limited=False)
+
+    def _sweep_with(
+        self,
+        fetch: _Fetch,
+        customer_ids: Iterable[Id] | AsyncIterable[Id],
+        concurrency: int,
+        progress: SweepProgress | None,
+    ) -> AsyncGenerator[SweepResult[Id], None]:
         check_sweep(customer_ids, concurrency)
         return run_sweep(
-            self._list_for_sweep,
+            fetch,
             customer_ids,
             concurrency=concurrency,
             policy=self._transport.retry,

@@ -13,7 +13,7 @@ import sys
 import msgspec
 
 from .._runner import event_loop_runner
-from ._cli import add_server_arguments, describe, server_options
+from ._cli import add_server_arguments, cannot_serve, describe, server_options
 from ._server import FakeLean, serve
 
 
@@ -41,8 +41,11 @@ def main(argv: list[str] | None = None) -> None:
             server.save_data(args.save_data)
         _print_ready(server)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        event_loop_runner()(serve(**options, ready=ready))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            event_loop_runner()(serve(**options, ready=ready))
+    except OSError as exc:  # e.g. the port is in use
+        parser.exit(1, f"{parser.prog}: error: {cannot_serve(args.host, args.port, exc)}\n")
 
 
 if __name__ == "__main__":

@@ -150,7 +150,10 @@ class LeanApp:
         if exc.status == 404:
             return lean_error(404, code, "The URL specified for this request is invalid")
         if exc.status == 405:
-            return lean_error(405, code, "The HTTP method used for this URL is incorrect")
+            response = lean_error(405, code, "The HTTP method used for this URL is incorrect")
+            # HTTP requires a 405 to say which methods the URL takes.
+            response.headers[hdrs.ALLOW] = exc.headers.get(hdrs.ALLOW, "")
+            return response
         return lean_error(exc.status, code, exc.reason)
 
     async def _spoil(

@@ -4,15 +4,17 @@ and any other command that runs one."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 import msgspec
 
+from .._cli.args import in_flag_terms, whole_number
 from ._data import DataSet
 from ._faults import Faults, Latency
 from ._server import DEFAULT_TOKEN_TTL, FakeLean
 
-__all__ = ["add_server_arguments", "describe", "server_options"]
+__all__ = ["add_server_arguments", "cannot_serve", "describe", "server_options"]
 
 
 def _latency(text: str) -> Latency:
@@ -26,20 +28,9 @@ def _latency(text: str) -> Latency:
         ) from None
 
 
-def _count(text: str) -> int:
-    """A whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
 def _positive(text: str) -> int:
     """A whole number >= 1."""
-    value = _count(text)
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
@@ -57,15 +48,30 @@ def _load(path: str) -> DataSet:
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the fake server's flags (address, data, faults, webhooks) to ``parser``."""
     where = parser.add_argument_group("server")
-    where.add_argument("--host", default="127.0.0.1")
+    where.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     where.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     data = parser.add_argument_group("data")
-    data.add_argument("--customers", type=_count, default=100)
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--data", metavar="PATH", help="load the data set from this JSON file")
-    data.add_argument("--token-ttl", type=float, default=DEFAULT_TOKEN_TTL)
-    data.add_argument("--delete-status", type=int, choices=(200, 204), default=200)
-    data.add_argument("--unknown-customer-404", action="store_true")
+    data.add_argument(
+        "--customers", type=whole_number, default=100, metavar="N",
+        help="customers to generate (default %(default)s)",
+    )  # fmt: skip
+    data.add_argument("--seed", type=int, default=0, help="of the generated data (default 0)")
+    data.add_argument(
+        "--data", metavar="PATH", help="load the data set from this JSON file instead"
+    )
+    data.add_argument(
+        "--token-ttl", type=float, default=DEFAULT_TOKEN_TTL, metavar="SECONDS",
+        help="lifetime of the OAuth2 tokens it issues (default %(default)s, as Lean)",
+    )  # fmt: skip
+    data.add_argument(
+        "--delete-status", type=int, choices=(200, 204), default=200,
+        help="status of a successful delete (default %(default)s)",
+    )  # fmt: skip
+    data.add_argument(
+        "--unknown-customer-404", action="store_true",
+        help="answer 404 CUSTOMER_NOT_FOUND for a customer it does not have (default: an "
+        "empty list)",
+    )  # fmt: skip
     data.add_argument(
         "--customer-page-cap",
         type=_positive,
@@ -73,22 +79,65 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="serve at most N customers per page, whatever page_size asks for",
     )
-    faults = parser.add_argument_group("faults")
-    faults.add_argument("--latency", type=_latency, default=0.0, metavar="S|LOW-HIGH")
-    faults.add_argument("--error-rate", type=float, default=0.0)
-    faults.add_argument("--html-error-share", type=float, default=0.5)
-    faults.add_argument("--rate-limit", type=float, default=None, metavar="REQ_PER_S")
-    faults.add_argument("--no-retry-after", action="store_true")
-    faults.add_argument("--drop-rate", type=float, default=0.0)
-    faults.add_argument("--truncate-rate", type=float, default=0.0)
-    faults.add_argument("--malformed-rate", type=float, default=0.0)
-    faults.add_argument("--slow-body-rate", type=float, default=0.0)
-    faults.add_argument("--slow-body-chunk", type=int, default=64)
-    faults.add_argument("--slow-body-delay", type=float, default=0.05)
-    faults.add_argument("--fault-seed", type=int, default=0)
-    hooks = parser.add_argument_group("webhooks")
-    hooks.add_argument("--webhook-url")
-    hooks.add_argument("--webhook-secret")
+    faults = parser.add_argument_group(
+        "faults",
+        "Shares of all requests, from 0 to 1. A request meets at most one of the error, drop, "
+        "truncate, malformed and slow-body faults: their rates add up to at most 1.",
+    )
+    faults.add_argument(
+        "--latency", type=_latency, default=0.0, metavar="S|LOW-HIGH",
+        help="delay before each answer: seconds, or a uniform range (default none)",
+    )  # fmt: skip
+    faults.add_argument(
+        "--error-rate", type=float, default=0.0, metavar="SHARE",
+        help="answered 500, 502 or 503 before being handled",
+    )  # fmt: skip
+    faults.add_argument(
+        "--html-error-share", type=float, default=0.5, metavar="SHARE",
+        help="of those errors, an HTML page as a proxy sends (default %(default)s)",
+    )  # fmt: skip
+    faults.add_argument(
+        "--rate-limit", type=float, default=None, metavar="REQ_PER_S",
+        help="answer 429 above this many requests per second (default no limit)",
+    )  # fmt: skip
+    faults.add_argument(
+        "--no-retry-after", action="store_true", help="send 429s without Retry-After"
+    )
+    faults.add_argument(
+        "--drop-rate", type=float, default=0.0, metavar="SHARE",
+        help="connection closed without an answer",
+    )  # fmt: skip
+    faults.add_argument(
+        "--truncate-rate", type=float, default=0.0, metavar="SHARE",
+        help="body cut short of its Content-Length",
+    )  # fmt: skip
+    faults.add_argument(
+        "--malformed-rate", type=float, default=0.0, metavar="SHARE",
+        help="200 with a body that is not valid JSON (or an HTML page)",
+    )  # fmt: skip
+    faults.add_argument(
+        "--slow-body-rate", type=float, default=0.0, metavar="SHARE",
+        help="body trickled out in chunks",
+    )  # fmt: skip
+    faults.add_argument(
+        "--slow-body-chunk", type=int, default=64, metavar="BYTES",
+        help="size of those chunks (default %(default)s)",
+    )  # fmt: skip
+    faults.add_argument(
+        "--slow-body-delay", type=float, default=0.05, metavar="SECONDS",
+        help="pause before each chunk (default %(default)s)",
+    )  # fmt: skip
+    faults.add_argument("--fault-seed", type=int, default=0, help="of the fault draws (default 0)")
+    hooks = parser.add_argument_group("webhooks", "Signed payment_source.* events on changes.")
+    hooks.add_argument("--webhook-url", metavar="URL", help="where to POST webhooks")
+    hooks.add_argument(
+        "--webhook-secret", metavar="SECRET", help="key of their lean-signature (needs the URL)"
+    )
+
+
+def cannot_serve(host: str, port: int, exc: OSError) -> str:
+    """One sentence for a server that could not start listening (a port in use...)."""
+    return f"cannot serve on {host}:{port}: {exc.strerror or exc}"
 
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,7 +157,19 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         "customer_page_cap": args.customer_page_cap,
         "webhook_url": args.webhook_url,
         "webhook_secret": args.webhook_secret,
-        "faults": Faults(
+        "faults": _faults(args),
+    }
+
+
+# The fields of Faults that are flags of the same name (seed is --fault-seed).
+_FAULT_FLAGS = tuple(
+    field.name for field in dataclasses.fields(Faults) if field.name not in ("seed", "retry_after")
+)
+
+
+def _faults(args: argparse.Namespace) -> Faults:
+    try:
+        return Faults(
             latency=args.latency,
             error_rate=args.error_rate,
             html_error_share=args.html_error_share,
@@ -121,8 +182,9 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
             slow_body_chunk=args.slow_body_chunk,
             slow_body_delay=args.slow_body_delay,
             seed=args.fault_seed,
-        ),
-    }
+        )
+    except ValueError as exc:
+        raise ValueError(in_flag_terms(str(exc), _FAULT_FLAGS)) from None
 
 
 def describe(server: FakeLean) -> dict[str, Any]:

@@ -8,8 +8,10 @@ never seen keeps its value as it came; the known ones are listed in the status e
 from __future__ import annotations
 
 import enum
+import typing
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -150,19 +152,98 @@ def _mask(value: str | None) -> str | None:
     return "*" * max(len(value) - 4, 0) + value[-4:]
 
 
+def _list_fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
+    return tuple(
+        field.name
+        for field in msgspec.structs.fields(struct)
+        if typing.get_origin(field.type) is list
+    )
+
+
+def _null_tolerant(struct: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    """A twin of ``struct`` whose list fields also take ``null``, and ``null`` elements:
+    what a decoder tries only once the strict one has failed, so the fast path keeps its
+    speed and every other check stays (a wrong type fails at the same place)."""
+    fields: list[tuple[str, Any, Any]] = []
+    for field in msgspec.structs.fields(struct):
+        kind = field.type
+        if typing.get_origin(kind) is list:
+            (item,) = typing.get_args(kind)
+            kind = typing.Optional[list[typing.Optional[item]]]  # type: ignore[valid-type]  # noqa: UP045
+        if field.default is not msgspec.NODEFAULT:
+            default = msgspec.field(name=field.encode_name, default=field.default)
+        elif field.default_factory is not msgspec.NODEFAULT:
+            default = msgspec.field(name=field.encode_name, default=None)
+        else:
+            default = msgspec.field(name=field.encode_name)
+        fields.append((field.name, kind, default))
+    return msgspec.defstruct(f"_NullTolerant{struct.__name__}", fields, kw_only=True)
+
+
+T = TypeVar("T")
+_SOURCE_LISTS = _list_fields(PaymentSource)
+_TolerantSource: Any = _null_tolerant(PaymentSource)
+
+
+def _without_nulls(source: Any) -> PaymentSource:
+    """The PaymentSource of a null-tolerant twin: a null list empty, null elements dropped."""
+    values = msgspec.structs.asdict(source)
+    for name in _SOURCE_LISTS:
+        values[name] = [item for item in values[name] or () if item is not None]
+    return PaymentSource(**values)
+
+
+def _all_without_nulls(sources: list[Any]) -> list[PaymentSource]:
+    return [_without_nulls(source) for source in sources]
+
+
 _LIST_DECODER = msgspec.json.Decoder(list[PaymentSource])
 _ONE_DECODER = msgspec.json.Decoder(PaymentSource)
+_TOLERANT_LIST_DECODER = msgspec.json.Decoder(list[_TolerantSource])
+_TOLERANT_ONE_DECODER = msgspec.json.Decoder(_TolerantSource)
 _TOKEN_DECODER = msgspec.json.Decoder(AccessToken)
 
 
+def _decode(
+    strict: msgspec.json.Decoder[T],
+    tolerant: msgspec.json.Decoder[Any],
+    without_nulls: Callable[[Any], T],
+    data: bytes,
+    what: str,
+) -> T:
+    """``data`` decoded by ``strict``, else (on a ValidationError) by ``tolerant`` with
+    its nulls taken out; DecodeError naming ``what`` when neither fits."""
+    try:
+        return strict.decode(data)
+    except msgspec.ValidationError:
+        pass  # perhaps a null where a list goes: the tolerant twin says
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return decode_json(strict, data, what)  # raises the DecodeError that says why
+    return without_nulls(decode_json(tolerant, data, what))
+
+
 def decode_payment_sources(data: bytes) -> list[PaymentSource]:
-    """Decode a list response (a bare JSON array); raises DecodeError."""
-    return decode_json(_LIST_DECODER, data, "the payment source list")
+    """Decode a list response (a bare JSON array); raises DecodeError. A ``null`` list
+    (``beneficiaries``, ``accounts``, ``end_user_ids``) is empty; ``null`` elements are
+    left out."""
+    return _decode(
+        _LIST_DECODER, _TOLERANT_LIST_DECODER, _all_without_nulls, data, "the payment source list"
+    )
 
 
 def decode_payment_source(data: bytes) -> PaymentSource:
-    """Decode one payment source; raises DecodeError."""
-    return decode_json(_ONE_DECODER, data, "the payment source")
+    """Decode one payment source; raises DecodeError. Nulls as in decode_payment_sources."""
+    return _decode(_ONE_DECODER, _TOLERANT_ONE_DECODER, _without_nulls, data, "the payment source")
+
+
+_RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def decode_raw_payment_sources(data: bytes) -> list[msgspec.Raw]:
+    """A list response's payment sources as Lean sent them, each its JSON bytes (unknown
+    fields included), after the same checks as decode_payment_sources; raises DecodeError."""
+    decode_payment_sources(data)
+    return _RAW_LIST_DECODER.decode(data)
 
 
 def decode_access_token(data: bytes) -> AccessToken:
