@@ -33,6 +33,7 @@ from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
 from ._transport import Transport
 from .models import AccessToken
+from .resources.events import Events
 from .resources.payment_sources import PaymentSources
 
 __all__ = ["LeanClient"]
@@ -54,6 +55,7 @@ class LeanClient:
     """
 
     payment_sources: PaymentSources
+    events: Events
 
     def __init__(
         self,
@@ -113,6 +115,7 @@ class LeanClient:
             rate_limiter=None if rate_limit is None else _rate_limiter(rate_limit),
         )
         self.payment_sources = PaymentSources(self._transport)
+        self.events = Events(self._transport)
 
     @property
     def retry(self) -> RetryPolicy:
