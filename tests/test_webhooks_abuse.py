@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
+from _apps import served
 
 from lean_async import webhooks
 from lean_async._webhook_body import BodyBudget
@@ -26,14 +26,8 @@ WELL_FORMED = "sha512=" + "ab" * 64  # the right form, the wrong digest
 async def serving(**options: Any) -> AsyncIterator[tuple[int, webhooks.WebhookReceiver, Recorder]]:
     handler = Recorder()
     app = webhooks.receiver(SECRET, handler, path=PATH, **options)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield runner.addresses[0][1], app[webhooks.RECEIVER_KEY], handler
-    finally:
-        await runner.cleanup()
+    async with served(app) as port:
+        yield port, app[webhooks.RECEIVER_KEY], handler
 
 
 def request_head(length: int | None, signature_header: str | None) -> bytes:

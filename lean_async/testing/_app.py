@@ -20,6 +20,7 @@ from .._constants import APP_TOKEN_HEADER, REQUEST_ID_HEADER, TRACE_ID_HEADER
 from ..models import PaymentSource
 from ..resources.payment_sources import DeleteReason
 from ._data import DataSet, is_uuid
+from ._events import EventLog, add_event_routes
 from ._faults import NO_FAULT, Fault, Faults, Plan, RateLimiter, plan
 from ._stats import Stats
 from ._tokens import API_SCOPE, TokenIssuer, TokenRefusal, scope_allows
@@ -127,6 +128,7 @@ class LeanApp:
         self.unknown_customer_404 = unknown_customer_404
         self.on_delete = on_delete
         self.faults = faults
+        self.events = EventLog()
 
     @property
     def faults(self) -> Faults:
@@ -145,6 +147,7 @@ class LeanApp:
         app.router.add_get(_SOURCE_PATH, self._get, allow_head=False)
         app.router.add_delete(_SOURCE_PATH, self._delete)
         app.router.add_post(TOKEN_PATH, self._token)
+        add_event_routes(app, self)
         return app
 
     # -- middleware: stats, faults, router errors ----------------------------------
