@@ -115,3 +115,5 @@ WEBHOOK_BACKFILL_BATCH: Final = 100
 WEBHOOK_SQLITE_BUSY_TIMEOUT: Final = 5.0
 # Events asked for per page of GET /events/v1 (Lean's own example asks for 50).
 DEFAULT_EVENTS_PAGE_SIZE: Final = 50
+# The webhook secret of the `lean-async webhooks` commands.
+ENV_WEBHOOK_SECRET: Final = "LEAN_WEBHOOK_SECRET"

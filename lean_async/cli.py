@@ -1,5 +1,5 @@
 """The ``lean-async`` command line: ``sweep``, ``list``, ``get``, ``delete``, ``mock``,
-``demo``. ``lean-async COMMAND --help`` describes each."""
+``demo``, ``events``, ``webhooks``. ``lean-async COMMAND --help`` describes each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._cli import PROG, CommandError, calls, demo, mock, sweep
+from ._cli import PROG, CommandError, calls, demo, events, mock, sweep, webhooks
 from ._cli.args import client_flags, verbosity_flags
 from ._cli.loop import Interrupted, run
 from ._cli.report import configure_logging
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_parsers(commands, calling)
     mock.add_parser(commands, [])
     demo.add_parser(commands, [verbosity])
+    events.add_parser(commands, calling)
+    webhooks.add_parser(commands, [verbosity], calling[0])
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -18,3 +19,11 @@ async def served(app: web.Application, port: int = 0) -> AsyncIterator[int]:
         yield runner.addresses[0][1]
     finally:
         await runner.cleanup()
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 a moment ago, for a server started later or elsewhere."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
 import pytest
-from _apps import served
+from _apps import free_port, served
 
 from lean_async import webhooks
 from lean_async.testing import FakeLean
@@ -21,13 +20,6 @@ from lean_async.testing import FakeLean
 pytestmark = pytest.mark.timeout(60)
 
 SECRET = "whsec-backfill"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Counting:
