@@ -117,3 +117,10 @@ WEBHOOK_SQLITE_BUSY_TIMEOUT: Final = 5.0
 DEFAULT_EVENTS_PAGE_SIZE: Final = 50
 # The webhook secret of the `lean-async webhooks` commands.
 ENV_WEBHOOK_SECRET: Final = "LEAN_WEBHOOK_SECRET"
+# After this many bytes of bodies, and then this many quiet seconds, a receiver gives the
+# memory freed since back to the system (glibc would keep it).
+WEBHOOK_TRIM_BURST: Final = 16 * 1024 * 1024
+WEBHOOK_TRIM_QUIET: Final = 2.0
+# A receiver logs each kind of refused request at most once per this many seconds (with a
+# count of the others), so that a flood of them does not flood the log.
+WEBHOOK_REFUSAL_LOG_INTERVAL: Final = 10.0

@@ -5,7 +5,8 @@ Lean's deliveries are well under 1 KiB and arrive with their headers; a body tha
 slow, or one of very many at once is not Lean's. The budget is the part that needs care: a
 body's bytes are reserved as they arrive (a client trickling a byte a second holds a byte),
 and a body past ``small_body`` bytes may only use three quarters of the budget, so that
-large bodies cannot crowd out small ones (real deliveries) however many there are. A body
+large bodies cannot crowd out small ones (real deliveries) however many there are. A large
+body whose declared length does not fit is refused before any of it is read. A body
 that finds no room is refused with 503 at once rather than waiting: waiting would hold its
 connection and let a flood of clients queue valid deliveries behind them; Lean retries a
 503 later.
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
 
-__all__ = ["BodyBudget", "Refusal", "held_body"]
+__all__ = ["BodyBudget", "FreedMemory", "Refusal", "held_body"]
 
 
 class BodyBudget:
@@ -47,8 +50,59 @@ class BodyBudget:
         self.peak = max(self.peak, self.used)
         return True
 
+    def admits(self, declared: int | None) -> bool:
+        """Whether a body of ``declared`` bytes (None: not declared) could be held now;
+        checked before reading, so that a large body finding no room costs no reading."""
+        if declared is None or declared <= self.small_body:
+            return True
+        return self.used + declared <= self.large_limit
+
     def give_back(self, size: int) -> None:
         self.used -= size
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None elsewhere (musl, macOS, Windows)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+class FreedMemory:
+    """Gives the memory freed after a burst of request bodies back to the system.
+
+    glibc keeps freed memory for reuse, so after a flood of large or numerous bodies (the
+    receiver's and aiohttp's buffers) the process would stay at the flood's peak for good.
+    Once ``burst`` bytes of bodies have come through since the last time, and then nothing
+    for ``quiet`` seconds, ``malloc_trim`` runs in a thread. Nothing happens without glibc.
+    """
+
+    def __init__(self, burst: int, quiet: float) -> None:
+        self._trim = _malloc_trim()
+        self._burst = burst
+        self._quiet = quiet
+        self._seen = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def note(self, size: int) -> None:
+        """``size`` bytes of a body came in (or were declared and refused)."""
+        if self._trim is None:
+            return
+        self._seen += size
+        if self._seen < self._burst:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self._quiet, self._give_back)
+
+    def _give_back(self) -> None:
+        self._seen = 0
+        self._timer = None
+        if self._trim is not None:
+            asyncio.get_running_loop().run_in_executor(None, self._trim, 0)
 
 
 class Refusal(enum.Enum):
@@ -87,17 +141,30 @@ class _Reading:
 
 @contextlib.asynccontextmanager
 async def held_body(
-    request: web.Request, *, limit: int, timeout: float, budget: BodyBudget
+    request: web.Request,
+    *,
+    limit: int,
+    timeout: float,
+    budget: BodyBudget,
+    freed: FreedMemory | None = None,
 ) -> AsyncIterator[bytes | Refusal]:
     """The raw body of ``request`` (or why it was not read), counted in ``budget`` until the
     block ends: read at most ``limit`` bytes within ``timeout`` seconds."""
     reading = _Reading(budget)
+    declared = request.content_length
     try:
-        if request.content_length is not None and request.content_length > limit:
+        if declared is not None and declared > limit:
             yield Refusal.TOO_LARGE
             return
+        if not budget.admits(declared):
+            yield Refusal.NO_ROOM
+            return
         try:
-            outcome = await asyncio.wait_for(reading.read(request, limit), timeout)
+            if request.content.is_eof():
+                # It all came with the headers, as Lean's do: nothing to wait for.
+                outcome = await reading.read(request, limit)
+            else:
+                outcome = await asyncio.wait_for(reading.read(request, limit), timeout)
         except asyncio.TimeoutError:
             outcome = Refusal.TOO_SLOW
         except _CLIENT_GONE:
@@ -105,3 +172,5 @@ async def held_body(
         yield outcome
     finally:
         budget.give_back(reading.held)
+        if freed is not None:
+            freed.note(max(reading.held, min(declared or 0, limit)))

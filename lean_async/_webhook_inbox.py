@@ -62,8 +62,9 @@ class Inbox(Protocol):
         marked as being handled (and their attempt counted)."""
         ...
 
-    async def complete(self, event_id: str) -> None:
-        """The handler of a claimed event returned: it is done."""
+    async def complete(self, event_ids: Collection[str]) -> None:
+        """The handlers of these claimed events returned: they are done. (The worker marks
+        the events of handlers that end together in one call.)"""
         ...
 
     async def fail(self, event_id: str, error: str, retry_at: datetime | None) -> None:

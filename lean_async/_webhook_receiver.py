@@ -27,7 +27,9 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
+from logging import INFO, WARNING
 from typing import Final, Protocol
 
 from aiohttp import web
@@ -41,10 +43,13 @@ from ._constants import WEBHOOK_HANDLER_CONCURRENCY as DEFAULT_HANDLER_CONCURREN
 from ._constants import WEBHOOK_MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS
 from ._constants import WEBHOOK_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
 from ._constants import WEBHOOK_MAX_FAILED as DEFAULT_MAX_FAILED
+from ._constants import WEBHOOK_REFUSAL_LOG_INTERVAL as _REFUSAL_LOG_INTERVAL
 from ._constants import WEBHOOK_SMALL_BODY as DEFAULT_SMALL_BODY
 from ._constants import WEBHOOK_STORE_SIZE as DEFAULT_STORE_SIZE
+from ._constants import WEBHOOK_TRIM_BURST as _TRIM_BURST
+from ._constants import WEBHOOK_TRIM_QUIET as _TRIM_QUIET
 from ._exceptions import ConfigurationError, DecodeError, WebhookSignatureError
-from ._webhook_body import BodyBudget, Refusal, held_body
+from ._webhook_body import BodyBudget, FreedMemory, Refusal, held_body
 from ._webhook_events import EventHandler, WebhookEvent, decode_event
 from ._webhook_inbox import Inbox, handler_retry_delay
 from ._webhook_signature import (
@@ -127,6 +132,28 @@ class ReceiverStats:
     parked: int = 0  # with an inbox: handler failed its last attempt, event kept as failed
 
 
+class _RefusalLog:
+    """Logs each kind of refused request at most once per ``interval`` seconds, saying how
+    many more there were, so that a flood of bad requests is a few lines, not a flood."""
+
+    def __init__(self, interval: float = _REFUSAL_LOG_INTERVAL) -> None:
+        self._interval = interval
+        self._quiet_until: dict[str, float] = {}
+        self._unlogged: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, level: int, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._quiet_until.get(kind, 0.0):
+            self._unlogged[kind] += 1
+            return
+        self._quiet_until[kind] = now + self._interval
+        unlogged = self._unlogged.pop(kind, 0)
+        if unlogged:
+            message += " (and %d more since the last such line)"
+            args = (*args, unlogged)
+        logger.log(level, message, *args)
+
+
 @dataclasses.dataclass(frozen=True)
 class FailedEvent:
     """An acknowledged event whose handler raised (or was cancelled at shutdown)."""
@@ -191,6 +218,8 @@ class WebhookReceiver:
         # Strong references: the event loop keeps only weak ones to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._freed = FreedMemory(_TRIM_BURST, _TRIM_QUIET)
+        self._log_refusal = _RefusalLog()
         self.stats = ReceiverStats()
 
     def __repr__(self) -> str:
@@ -233,10 +262,14 @@ class WebhookReceiver:
             digests = signature_digests(request.headers.get(SIGNATURE_HEADER))
         except WebhookSignatureError as exc:
             self.stats.bad_signature += 1
-            logger.warning("webhook from %s rejected: %s", request.remote, exc)
+            self._log_refusal(WARNING, "401", "webhook from %s rejected: %s", request.remote, exc)
             return await _answer_unread(request, 401, "invalid signature")
         async with held_body(
-            request, limit=self._max_body_size, timeout=self._body_timeout, budget=self._budget
+            request,
+            limit=self._max_body_size,
+            timeout=self._body_timeout,
+            budget=self._budget,
+            freed=self._freed,
         ) as body:
             if isinstance(body, Refusal):
                 return await self._refuse(request, body)
@@ -245,36 +278,49 @@ class WebhookReceiver:
                 event = decode_event(body)
             except WebhookSignatureError as exc:
                 self.stats.bad_signature += 1
-                logger.warning("webhook from %s rejected: %s", request.remote, exc)
+                self._log_refusal(
+                    WARNING, "401", "webhook from %s rejected: %s", request.remote, exc
+                )
                 return web.Response(status=401, text="invalid signature")
             except DecodeError as exc:
                 self.stats.undecodable += 1
-                logger.warning("webhook from %s rejected: %s", request.remote, exc)
+                self._log_refusal(
+                    WARNING, "400", "webhook from %s rejected: %s", request.remote, exc
+                )
                 return web.Response(status=400, text=str(exc))
         return await self._accept(event)
 
     async def _refuse(self, request: web.Request, refusal: Refusal) -> web.StreamResponse:
         where = request.remote
+        log = self._log_refusal
         if refusal is Refusal.CLIENT_GONE:
             self.stats.disconnected += 1
-            logger.info("webhook from %s: the client hung up before its body arrived", where)
+            log(INFO, "gone", "webhook from %s: the client hung up before its body arrived", where)
             return web.Response(status=400)  # goes nowhere: the connection is gone
         if refusal is Refusal.TOO_LARGE:
             self.stats.too_large += 1
-            logger.warning(
-                "webhook from %s rejected: body over %d bytes", where, self._max_body_size
+            log(
+                WARNING,
+                "413",
+                "webhook from %s rejected: body over %d bytes",
+                where,
+                self._max_body_size,
             )
             return await _answer_unread(request, 413, "body too large")
         if refusal is Refusal.TOO_SLOW:
             self.stats.too_slow += 1
-            logger.warning(
+            log(
+                WARNING,
+                "408",
                 "webhook from %s rejected: body not received within %g s",
                 where,
                 self._body_timeout,
             )
             return await _answer_unread(request, 408, "body too slow")
         self.stats.no_room += 1
-        logger.warning(
+        log(
+            WARNING,
+            "503",
             "webhook from %s refused with 503: %d bytes of bodies held already",
             where,
             self._budget.used,

@@ -2,10 +2,11 @@
 
 One thread owns the database connection and runs every statement; the event loop only
 queues work to it and awaits the answer. The thread runs whatever is queued in one
-transaction (each piece in its own savepoint, so that one failing statement fails only its
-caller) and commits once: under load, hundreds of deliveries share one commit and one sync
-to disk (group commit). WAL with ``synchronous=FULL``: a committed transaction survives a
-crash of the process or of the machine, as far as SQLite and the disk promise.
+transaction and commits once, so that under load hundreds of deliveries share one commit
+and one sync to disk (group commit); when a piece fails, the pieces run again one
+transaction each, so that only the failing one fails its caller. WAL with
+``synchronous=FULL``: a committed transaction survives a crash of the process or of the
+machine, as far as SQLite and the disk promise.
 """
 
 from __future__ import annotations
@@ -139,14 +140,31 @@ class SQLiteInbox:
 
         return [_entry(row) for row in await self._call(take)]
 
-    async def complete(self, event_id: str) -> None:
-        await self._finish(event_id, DONE, None, None)
+    async def complete(self, event_ids: Collection[str]) -> None:
+        now = time.time()
+        done = [(DONE, now, event_id, RUNNING) for event_id in event_ids]
+
+        def update(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE lean_webhook_events SET state = ?, last_error = NULL, finished_at = ?"
+                " WHERE event_id = ? AND state = ?",
+                done,
+            )
+
+        await self._call(update)
 
     async def fail(self, event_id: str, error: str, retry_at: datetime | None) -> None:
-        if retry_at is None:
-            await self._finish(event_id, FAILED, error, None)
-        else:
-            await self._finish(event_id, PENDING, error, retry_at.timestamp())
+        now = time.time()
+        state, due = (FAILED, now) if retry_at is None else (PENDING, retry_at.timestamp())
+
+        def update(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE lean_webhook_events SET state = ?, last_error = ?, finished_at = ?,"
+                " next_attempt_at = ? WHERE event_id = ? AND state = ?",
+                (state, error, now, due, event_id, RUNNING),
+            )
+
+        await self._call(update)
 
     async def failed(self) -> list[InboxEntry]:
         return [_entry(row) for row in await self._select(FAILED)]
@@ -206,20 +224,6 @@ class SQLiteInbox:
         return [_entry(row) for row in await self._select(state)]
 
     # -- the thread ----------------------------------------------------------------------
-
-    async def _finish(
-        self, event_id: str, state: str, error: str | None, retry_at: float | None
-    ) -> None:
-        now = time.time()
-
-        def update(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE lean_webhook_events SET state = ?, last_error = ?, finished_at = ?,"
-                " next_attempt_at = ? WHERE event_id = ? AND state = ?",
-                (state, error, now, retry_at or now, event_id, RUNNING),
-            )
-
-        await self._call(update)
 
     async def _select(self, state: str) -> list[tuple[Any, ...]]:
         def select(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
@@ -312,24 +316,21 @@ def _take_batch(jobs: queue.SimpleQueue[_Job | None], batch: list[_Job]) -> bool
 
 
 def _run_batch(db: sqlite3.Connection, batch: list[_Job]) -> None:
-    outcomes: list[tuple[bool, Any]] = []
+    """Run ``batch`` in one transaction; when a job fails, each job again in its own, so
+    that only the failing one fails."""
     try:
         db.execute("BEGIN IMMEDIATE")
-        for work, _, _ in batch:
-            db.execute("SAVEPOINT job")
-            try:
-                outcomes.append((True, work(db)))
-            except Exception as exc:
-                db.execute("ROLLBACK TO job")
-                outcomes.append((False, exc))
-            db.execute("RELEASE job")
+        outcomes: list[tuple[bool, Any]] = [(True, work(db)) for work, _, _ in batch]
         db.execute("COMMIT")
     except Exception as exc:
-        # The commit (or the transaction) failed: nothing of the batch was kept.
         with contextlib.suppress(sqlite3.Error):
             if db.in_transaction:
                 db.execute("ROLLBACK")
-        outcomes = [(False, exc)] * len(batch)
+        if len(batch) > 1:
+            for job in batch:
+                _run_batch(db, [job])
+            return
+        outcomes = [(False, exc)]
     _settle(batch, outcomes)
 
 

@@ -50,6 +50,9 @@ class InboxWorker:
         self._idle = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        # Handled events not yet marked done, and the task marking them, in batches.
+        self._done: list[WebhookEvent] = []
+        self._marking: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     @property
@@ -79,8 +82,12 @@ class InboxWorker:
         loop_task, self._loop_task = self._loop_task, None
         if loop_task is not None:
             await asyncio.gather(loop_task, return_exceptions=True)
-        if not self._tasks:
-            return
+        if self._tasks:
+            await self._drain(timeout)
+        if self._marking is not None:
+            await asyncio.gather(self._marking, return_exceptions=True)
+
+    async def _drain(self, timeout: float) -> None:
         _, still_running = await asyncio.wait(set(self._tasks), timeout=timeout)
         if still_running:
             logger.error(
@@ -144,7 +151,25 @@ class InboxWorker:
             await self._failed(entry, exc)
         else:
             self._on_outcome("processed")
-            await self._record(event, self._inbox.complete(event.event_id), "done")
+            self._done.append(event)
+            if self._marking is None:
+                self._marking = asyncio.create_task(self._mark_done())
+
+    async def _mark_done(self) -> None:
+        """Mark the handled events done, those that ended meanwhile in one write."""
+        try:
+            while self._done:
+                events, self._done = self._done, []
+                try:
+                    await self._inbox.complete([event.event_id for event in events])
+                except Exception:
+                    logger.exception(
+                        "%d handled webhook events could not be marked done in the inbox: "
+                        "they are handled again at the next start",
+                        len(events),
+                    )
+        finally:
+            self._marking = None
 
     async def _failed(self, entry: InboxEntry, exc: Exception) -> None:
         event = entry.event

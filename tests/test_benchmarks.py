@@ -3,13 +3,15 @@ are too noisy for that; see benchmarks/README.md)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("orjson")
 pytest.importorskip("pydantic")
 pytest.importorskip("httpx")
 
-from benchmarks import decode, importtime, memory, sweep
+from benchmarks import decode, importtime, memory, sweep, webhooks
 
 
 def test_decode_benchmark_compares_every_decoder_at_every_size() -> None:
@@ -32,3 +34,24 @@ def test_memory_benchmark_sweeps_each_size_in_a_fresh_process() -> None:
 
 def test_import_time_benchmark_reads_python_importtime() -> None:
     assert 0 < importtime.added_ms() < 1000
+
+
+def test_webhook_benchmark_measures_throughput_and_abuse_against_a_receiver_process() -> None:
+    runs = webhooks.throughput(events=200, concurrency=20, rounds=1, offered_rate=50)
+    assert runs[0]["acknowledged"] == runs[0]["kept"] == 200
+    abused = webhooks.abuse(abusers=6, seconds=1.5, valid_rate=10, comeback=0.2)
+    assert abused["valid_200"] == abused["valid"] > 0
+    report = webhooks.report(runs, 20, abused, quick=True)
+    assert report.startswith(webhooks.SECTION_START) and report.endswith(webhooks.SECTION_END)
+
+
+def test_the_webhook_section_replaces_its_old_self_and_leaves_the_rest(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nother sections\n")
+    for run in ("first", "second"):
+        section = f"{webhooks.SECTION_START}\n\n{run}\n\n{webhooks.SECTION_END}"
+        webhooks.save_section(section, results)
+    text = results.read_text()
+    assert text.startswith("# Benchmark results\n\nother sections\n")
+    assert "second" in text and "first" not in text
+    assert webhooks.saved_section(results).strip().endswith(webhooks.SECTION_END)

@@ -101,7 +101,7 @@ async def parked_inbox(path: Path) -> None:
         for event_id in ("done", "failed-1", "failed-2", "pending"):
             await inbox.add(webhooks.decode_event(delivery(event_id)))
         await inbox.claim(3)
-        await inbox.complete("done")
+        await inbox.complete(["done"])
         await inbox.fail("failed-1", "RuntimeError: one", None)
         await inbox.fail("failed-2", "RuntimeError: two", None)
 

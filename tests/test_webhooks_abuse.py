@@ -193,6 +193,24 @@ def test_body_budget(used: int, held: int, more: int, fits: bool) -> None:
     assert budget.used == used + (more if fits else 0)
 
 
+@pytest.mark.parametrize(
+    ("used", "declared", "admitted"),
+    [
+        (1000, None, True),  # undeclared (chunked): checked as it arrives
+        (1000, 150, True),  # small: checked as it arrives
+        (0, 750, True),
+        (1, 750, False),  # large and more than the large share has left
+        (600, 151, False),
+    ],
+)
+def test_body_budget_admits_a_declared_large_body_only_if_it_fits(
+    used: int, declared: int | None, admitted: bool
+) -> None:
+    budget = BodyBudget(limit=1000, small_body=150)
+    budget.used = used
+    assert budget.admits(declared) is admitted
+
+
 # --- clients that hang up -----------------------------------------------------------------
 
 

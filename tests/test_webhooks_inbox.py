@@ -123,7 +123,7 @@ async def test_a_parked_event_keeps_its_payload_and_error_until_retried(tmp_path
         assert await inbox.retry_failed(["evt-1"]) == 1
         (again,) = await inbox.claim(1)
         assert again.attempts == 1  # a fresh count
-        await inbox.complete("evt-1")
+        await inbox.complete(["evt-1"])
         assert await inbox.counts() == {"pending": 0, "running": 0, "done": 1, "failed": 0}
 
 
@@ -202,7 +202,7 @@ async def test_pending_events_are_handled_when_the_receiver_starts(tmp_path: Pat
         await inbox.claim(1)  # as if a handler ran when the process died
         await inbox.add(event("evt-done"))
         await inbox.claim(10)
-        await inbox.complete("evt-done")
+        await inbox.complete(["evt-done"])
     handler = Recorder()
     async with serving(handler, webhooks.SQLiteInbox(path)):
         await eventually(lambda: len(handler.ids) == 2, "the pending events")
