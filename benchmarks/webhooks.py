@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import resource
 import socket
 import sqlite3
@@ -68,25 +67,33 @@ def free_port() -> int:
         return port
 
 
+def serve_in_memory(port: int) -> None:
+    """The receiver without an inbox, on uvloop as the CLI runs: the baseline."""
+    from aiohttp import web
+
+    from lean_async._runner import event_loop_runner
+
+    async def serve() -> None:
+        runner = web.AppRunner(webhooks.receiver(SECRET, ignore, path=PATH), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    event_loop_runner()(serve())
+
+
 @contextlib.contextmanager
-def receiver(inbox: Path, port: int) -> Any:
-    """``lean-async webhooks serve`` on ``port``, until the block ends; yields its pid."""
+def receiver(inbox: Path | None, port: int) -> Any:
+    """``lean-async webhooks serve`` on ``port`` (with ``inbox`` None: the receiver without
+    one), until the block ends; yields its pid."""
     env = {**os.environ, "LEAN_WEBHOOK_SECRET": SECRET}
-    env.update(json.loads(os.environ.get("BENCH_RECEIVER_ENV", "{}")))
+    if inbox is None:
+        command = ["-m", "benchmarks.webhooks", "--serve-in-memory", str(port)]
+    else:
+        command = ["-m", "lean_async", "webhooks", "serve", "--inbox", str(inbox)]
+        command += ["--port", str(port), "--handler", "benchmarks.webhooks:ignore"]
     process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "lean_async",
-            "webhooks",
-            "serve",
-            "--inbox",
-            str(inbox),
-            "--port",
-            str(port),
-            "--handler",
-            "benchmarks.webhooks:ignore",
-        ],
+        [PYTHON, *command],
         cwd=_common.ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -244,24 +251,36 @@ async def _deliver_at_rate(
 def throughput(
     events: int, concurrency: int, rounds: int, offered_rate: float
 ) -> list[dict[str, Any]]:
+    """Each round: the receiver with its SQLite inbox, then without an inbox (the baseline:
+    what aiohttp, the signature and the decoding cost on this machine at this moment)."""
     results = []
     for turn in range(rounds):
-        with tempfile.TemporaryDirectory() as tmp:
-            inbox = Path(tmp) / "inbox.db"
-            port = free_port()
-            warm_up = [signed_request(f"warm-{turn}-{i}") for i in range(500)]
-            requests = [signed_request(f"evt-{turn}-{i}") for i in range(events)]
-            paced = [signed_request(f"paced-{turn}-{i}") for i in range(int(offered_rate * 5))]
-            with receiver(inbox, port):
-                asyncio.run(_deliver_all(port, warm_up, concurrency))
-                result = asyncio.run(_deliver_all(port, requests, concurrency))
-                at_rate = asyncio.run(_deliver_at_rate(port, paced, concurrency, offered_rate))
-            # Acknowledged means kept: every 200 is a row, read after the receiver stopped.
-            result["kept"] = inbox_count(inbox) - len(warm_up) - at_rate["acknowledged"]
-            result["offered_rate"] = offered_rate
-            result.update({f"paced_{k}": v for k, v in at_rate.items()})
-        results.append(result)
+        results.extend(
+            _throughput_run(turn, durable, events, concurrency, offered_rate)
+            for durable in (True, False)
+        )
     return results
+
+
+def _throughput_run(
+    turn: int, durable: bool, events: int, concurrency: int, offered_rate: float
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        inbox = Path(tmp) / "inbox.db" if durable else None
+        port = free_port()
+        warm_up = [signed_request(f"warm-{turn}-{i}") for i in range(500)]
+        requests = [signed_request(f"evt-{turn}-{i}") for i in range(events)]
+        paced = [signed_request(f"paced-{turn}-{i}") for i in range(int(offered_rate * 5))]
+        with receiver(inbox, port):
+            warm = asyncio.run(_deliver_all(port, warm_up, concurrency))
+            result = asyncio.run(_deliver_all(port, requests, concurrency))
+            at_rate = asyncio.run(_deliver_at_rate(port, paced, concurrency, offered_rate))
+        # Acknowledged means kept: every 200 is a row, read after the receiver stopped.
+        acknowledged = warm["acknowledged"] + result["acknowledged"] + at_rate["acknowledged"]
+        missing = None if inbox is None else acknowledged - inbox_count(inbox)
+        result.update(round=turn + 1, durable=durable, missing=missing, offered_rate=offered_rate)
+        result.update({f"paced_{k}": v for k, v in at_rate.items()})
+    return result
 
 
 # -- abuse -----------------------------------------------------------------------------------
@@ -428,13 +447,14 @@ def abuse(abusers: int, seconds: float, valid_rate: float, comeback: float) -> d
 
 
 def report(
-    runs: list[dict[str, Any]], concurrency: int, abused: dict[str, Any], quick: bool
+    results: list[dict[str, Any]], concurrency: int, abused: dict[str, Any], quick: bool
 ) -> str:
+    runs = [r for r in results if r["durable"]]
     rate = min(r["rate"] for r in runs)
     p99 = max(r["p99_ms"] for r in runs)
     paced_p99 = max(r["paced_p99_ms"] for r in runs)
     offered = runs[0]["offered_rate"]
-    lost = sum(r["acknowledged"] - r["kept"] for r in runs)
+    lost = sum(r["missing"] for r in runs)
     valid_ok = (
         abused["valid_200"] == abused["valid"]
         and (abused["valid_max_ms"] or 1e9) < ABUSE_DEADLINE * 1000
@@ -475,7 +495,8 @@ def report(
     ]
     rows = [
         [
-            i + 1,
+            r["round"],
+            "SQLite inbox" if r["durable"] else "in memory",
             f"{r['acknowledged']:,}",
             f"{r['rate']:,.0f}",
             f"{r['p50_ms']:.1f}",
@@ -484,9 +505,9 @@ def report(
             f"{r['paced_p50_ms']:.1f}",
             f"{r['paced_p99_ms']:.1f}",
             f"{r['paced_max_ms']:.1f}",
-            f"{r['kept']:,}",
+            "" if r["missing"] is None else f"{r['missing']:,}",
         ]
-        for i, r in enumerate(runs)
+        for r in results
     ]
     abuse_row = [
         f"{abused['abusers']:,} ({abused['seconds']:.0f} s)",
@@ -506,7 +527,9 @@ def report(
             "the same two cores, over keep-alive connections, bodies signed in advance. "
             "See the docstring of `benchmarks/webhooks.py`.",
             _common.table(("target", "goal", "measured", ""), targets),
-            f"Throughput: {runs[0]['acknowledged']:,} signed deliveries through "
+            "Throughput, each round with the SQLite inbox and then without an inbox (the "
+            "baseline: what aiohttp, the signature check and decoding cost on this machine at "
+            f"that moment): {runs[0]['acknowledged']:,} signed deliveries through "
             f"{concurrency} connections each sending its next when the last is answered "
             f"(200 always in flight: the time to 200 is mostly the queue, 200 / rate); then "
             f"{offered:.0f} deliveries a second for 5 s through a pool of {concurrency} "
@@ -514,7 +537,8 @@ def report(
             "one's due moment).",
             _common.table(
                 (
-                    "run",
+                    "round",
+                    "receiver",
                     "acknowledged",
                     "events/s",
                     "p50 ms",
@@ -523,7 +547,7 @@ def report(
                     "paced p50 ms",
                     "paced p99 ms",
                     "paced max ms",
-                    "in inbox",
+                    "200s missing from the inbox",
                 ),
                 rows,
             ),
@@ -586,11 +610,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--abuse-seconds", type=float, default=20.0)
     parser.add_argument("--valid-rate", type=float, default=20.0)
     parser.add_argument("--comeback", type=float, default=0.5)
+    parser.add_argument("--serve-in-memory", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_in_memory:
+        serve_in_memory(args.serve_in_memory)
+        return
     if args.quick:
         args.events, args.rounds, args.abusers, args.abuse_seconds = 300, 1, 20, 2.0
         args.offered_rate = 50.0
-    random.seed(13)
     runs = throughput(args.events, args.concurrency, args.rounds, args.offered_rate)
     abused = abuse(args.abusers, args.abuse_seconds, args.valid_rate, args.comeback)
     text = report(runs, args.concurrency, abused, args.quick)

@@ -1,6 +1,7 @@
 """The worker that runs a receiver's handler on the events of its inbox, in the background.
 
-It claims due events (as many as it has free slots), runs the handler on each, and marks
+It claims due events (as many as it has free slots, once a quarter of them are free), runs
+the handler on each, and marks
 each one done, or due again after a backoff, or parked as failed after its last attempt.
 It is woken when the receiver adds an event and when a handler finishes, and otherwise
 looks at the inbox every ``poll_interval`` seconds (for retries coming due, and events
@@ -42,6 +43,7 @@ class InboxWorker:
         self._inbox = inbox
         self._handler = handler
         self._concurrency = concurrency
+        self._claim_batch = max(1, concurrency // 4)
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._on_outcome = on_outcome  # "processed", "retried" or "parked", for the stats
@@ -114,7 +116,8 @@ class InboxWorker:
         while not self._stopping.is_set():
             self._wake.clear()
             free = self._concurrency - len(self._tasks)
-            if free > 0:
+            # Claimed in batches: one claim per freed slot would cost a write per event.
+            if free >= self._claim_batch or (free > 0 and not self._tasks):
                 try:
                     entries = await self._inbox.claim(free)
                 except Exception:
