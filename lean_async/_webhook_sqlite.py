@@ -5,8 +5,10 @@ queues work to it and awaits the answer. The thread runs whatever is queued in o
 transaction and commits once, so that under load hundreds of deliveries share one commit
 and one sync to disk (group commit); when a piece fails, the pieces run again one
 transaction each, so that only the failing one fails its caller. WAL with
-``synchronous=FULL``: a committed transaction survives a crash of the process or of the
-machine, as far as SQLite and the disk promise.
+``synchronous=FULL`` for every commit that holds a new event: it survives a crash of the
+process or of the machine, as far as SQLite and the disk promise. Claims and done marks
+alone are committed without a sync (a crash of the process keeps them too; a power cut may
+lose the last of them, and their events are then handled once more).
 """
 
 from __future__ import annotations
@@ -62,10 +64,16 @@ CREATE INDEX IF NOT EXISTS lean_webhook_events_unfinished
     ON lean_webhook_events (state) WHERE state IN ('running', 'failed');
 """
 _COLUMNS = "event_id, body, attempts, received_at, last_error"
+_CHECKPOINT_INTERVAL = 1.0
+_SYNCED = "PRAGMA synchronous = FULL"
+_UNSYNCED = "PRAGMA synchronous = NORMAL"
 # Statements queued at once beyond this wait for the next commit.
 _MAX_BATCH = 2000
 
-_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+# (work, its caller's future and loop, whether its commit must be synced to disk)
+_Job = tuple[
+    Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool
+]
 
 
 class SQLiteInbox:
@@ -114,7 +122,7 @@ class SQLiteInbox:
             )
             return cursor.rowcount == 1
 
-        return await self._call(insert)
+        return await self._call(insert, durable=True)
 
     async def recover(self) -> int:
         def release(db: sqlite3.Connection) -> int:
@@ -183,7 +191,7 @@ class SQLiteInbox:
                 for i in event_ids
             )
 
-        return await self._call(reset)
+        return await self._call(reset, durable=True)
 
     async def close(self) -> None:
         with self._lock:
@@ -234,7 +242,12 @@ class SQLiteInbox:
 
         return await self._call(select)
 
-    def _call(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _call(
+        self, work: Callable[[sqlite3.Connection], T], *, durable: bool = False
+    ) -> asyncio.Future[T]:
+        """Run ``work`` in the thread; with ``durable``, its commit is synced to disk before
+        the future resolves (an added event must be; a claim or a done mark need not: lost
+        in a power cut, an event is only handled once more)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
@@ -245,7 +258,7 @@ class SQLiteInbox:
                 )
                 thread.start()
                 self._thread = (thread, jobs)
-            self._thread[1].put((work, future, loop))
+            self._thread[1].put((work, future, loop, durable))
         return future
 
 
@@ -269,8 +282,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA journal_mode = WAL")
         # FULL: every commit is synced to disk before it is reported done.
+        # FULL: a commit is synced to disk before it is reported done; NORMAL (set for a
+        # batch with nothing durable in it) leaves the sync to the next FULL commit.
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA fullfsync = ON")  # macOS: a real sync, not a drive-cache flush
+        # Checkpoints run in a thread of their own: within a commit, one stalls every
+        # delivery waiting on it for tens of milliseconds.
+        db.execute("PRAGMA wal_autocheckpoint = 0")
         db.executescript(_SCHEMA)
     except BaseException:
         db.close()
@@ -282,6 +300,7 @@ def _serve(path: Path, jobs: queue.SimpleQueue[_Job | None]) -> None:
     """The thread: run queued jobs in batches until told to stop. The database is opened
     for the first batch; when it cannot be, that batch fails and the next one tries again."""
     db: sqlite3.Connection | None = None
+    checkpoints: _Checkpointer | None = None
     try:
         while True:
             batch: list[_Job] = []
@@ -293,12 +312,50 @@ def _serve(path: Path, jobs: queue.SimpleQueue[_Job | None]) -> None:
                     except Exception as exc:
                         _settle(batch, [(False, exc)] * len(batch))
                         continue
+                    checkpoints = _Checkpointer(path)
                 _run_batch(db, batch)
             if stop:
                 return
     finally:
+        if checkpoints is not None:
+            checkpoints.stop()
         if db is not None:
             db.close()
+
+
+class _Checkpointer:
+    """Copies the write-ahead log into the database every ``interval`` seconds, in a thread
+    and on a connection of its own, alongside the writer (SQLite's PASSIVE checkpoint)."""
+
+    def __init__(self, path: Path, interval: float = _CHECKPOINT_INTERVAL) -> None:
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(path, interval), name=f"checkpoints of {path}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path, interval: float) -> None:
+        try:
+            db = sqlite3.connect(path, timeout=WEBHOOK_SQLITE_BUSY_TIMEOUT)
+        except sqlite3.Error:
+            logger.exception("the webhook inbox's checkpoints cannot open %s", path)
+            return
+        try:
+            while not self._stopped.wait(interval):
+                self._checkpoint(db)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _checkpoint(db: sqlite3.Connection) -> None:
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # the next one takes over
+            logger.warning("checkpoint of the webhook inbox failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def _take_batch(jobs: queue.SimpleQueue[_Job | None], batch: list[_Job]) -> bool:
@@ -318,9 +375,11 @@ def _take_batch(jobs: queue.SimpleQueue[_Job | None], batch: list[_Job]) -> bool
 def _run_batch(db: sqlite3.Connection, batch: list[_Job]) -> None:
     """Run ``batch`` in one transaction; when a job fails, each job again in its own, so
     that only the failing one fails."""
+    durable = any(job[3] for job in batch)
     try:
+        db.execute(_SYNCED if durable else _UNSYNCED)
         db.execute("BEGIN IMMEDIATE")
-        outcomes: list[tuple[bool, Any]] = [(True, work(db)) for work, _, _ in batch]
+        outcomes: list[tuple[bool, Any]] = [(True, work(db)) for work, _, _, _ in batch]
         db.execute("COMMIT")
     except Exception as exc:
         with contextlib.suppress(sqlite3.Error):
@@ -337,7 +396,7 @@ def _run_batch(db: sqlite3.Connection, batch: list[_Job]) -> None:
 def _settle(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
     """Hand each job's outcome to its loop, one call per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
+    for (_, future, loop, _), (ok, value) in zip(batch, outcomes, strict=True):
         by_loop.setdefault(loop, []).append((future, ok, value))
     for loop, settled in by_loop.items():
         with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits

@@ -297,3 +297,40 @@ async def test_a_redelivery_never_runs_a_handled_event_again(
             assert again.stats.duplicates == 1
     assert handler.handled == ["evt-1"]
     assert handler.runs["evt-1"] == failures + 1
+
+
+async def test_a_commit_holding_a_new_event_is_synced_and_others_need_not_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = webhooks.SQLiteInbox(tmp_path / "inbox.db")
+
+    def sync_level(db: sqlite3.Connection) -> int:
+        level: int = db.execute("PRAGMA synchronous").fetchone()[0]
+        return level
+
+    assert await inbox._call(sync_level, durable=True) == 2  # FULL
+    assert await inbox._call(sync_level) == 1  # NORMAL
+    durable_calls: list[bool] = []
+    call = inbox._call
+
+    def spy(work: Any, *, durable: bool = False) -> Any:
+        durable_calls.append(durable)
+        return call(work, durable=durable)
+
+    monkeypatch.setattr(inbox, "_call", spy)
+    await inbox.add(event("evt-1"))
+    await inbox.claim(1)
+    await inbox.complete(["evt-1"])
+    await inbox.retry_failed()
+    assert durable_calls == [True, False, False, True]
+    await inbox.close()
+
+
+async def test_the_log_is_checkpointed_into_the_database_in_the_background(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "inbox.db"
+    async with webhooks.SQLiteInbox(path) as inbox:
+        size_before = path.stat().st_size
+        await asyncio.gather(*(inbox.add(event(f"evt-{i}")) for i in range(300)))
+        await eventually(lambda: path.stat().st_size > size_before + 100_000, "a checkpoint")
