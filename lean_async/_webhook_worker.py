@@ -25,6 +25,8 @@ __all__ = ["InboxWorker"]
 
 logger = logging.getLogger(f"{LOGGER_NAME}.webhooks")
 
+_RECOVER_RETRY = 5.0  # seconds between tries at reading an inbox that failed at start
+
 
 class InboxWorker:
     def __init__(
@@ -102,11 +104,20 @@ class InboxWorker:
             await asyncio.wait(still_running, timeout=_CANCEL_GRACE)
 
     async def _run(self) -> None:
-        try:
-            recovered = await self._inbox.recover()
-        except Exception:
-            logger.exception("the webhook inbox cannot be read: its worker stops")
-            raise
+        while True:
+            try:
+                recovered = await self._inbox.recover()
+                break
+            except Exception:
+                logger.exception(
+                    "the webhook inbox cannot be read: events are stored but not handled; "
+                    "trying again in %g s",
+                    _RECOVER_RETRY,
+                )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), _RECOVER_RETRY)
+            if self._stopping.is_set():
+                return
         if recovered:
             logger.warning(
                 "%d webhook events were being handled when the last process ended: "

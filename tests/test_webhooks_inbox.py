@@ -334,3 +334,25 @@ async def test_the_log_is_checkpointed_into_the_database_in_the_background(
         size_before = path.stat().st_size
         await asyncio.gather(*(inbox.add(event(f"evt-{i}")) for i in range(300)))
         await eventually(lambda: path.stat().st_size > size_before + 100_000, "a checkpoint")
+
+
+async def test_a_worker_whose_inbox_fails_at_start_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lean_async import _webhook_worker
+
+    monkeypatch.setattr(_webhook_worker, "_RECOVER_RETRY", 0.05)
+
+    class FailsFirst(webhooks.SQLiteInbox):
+        failures = 2
+
+        async def recover(self) -> int:
+            if self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return await super().recover()
+
+    handler = Recorder()
+    async with serving(handler, FailsFirst(tmp_path / "inbox.db")) as (client, _):
+        assert await deliver(client, delivery("evt-1")) == 200  # stored meanwhile
+        await eventually(lambda: handler.ids == ["evt-1"], "the handler")
