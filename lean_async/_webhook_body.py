@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
-__all__ = ["BodyBudget", "FreedMemory", "Refusal", "held_body"]
+__all__ = ["BodyBudget", "FreedMemory", "Refusal", "held_body", "malloc_trim"]
 
 
 class BodyBudget:
@@ -61,7 +61,7 @@ class BodyBudget:
         self.used -= size
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def malloc_trim() -> Callable[[int], int] | None:
     """glibc's malloc_trim, or None elsewhere (musl, macOS, Windows)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -77,11 +77,12 @@ class FreedMemory:
     glibc keeps freed memory for reuse, so after a flood of large or numerous bodies (the
     receiver's and aiohttp's buffers) the process would stay at the flood's peak for good.
     Once ``burst`` bytes of bodies have come through since the last time, and then nothing
-    for ``quiet`` seconds, ``malloc_trim`` runs in a thread. Nothing happens without glibc.
+    for ``quiet`` seconds, ``trim`` (``malloc_trim()``) runs in a thread. Nothing happens
+    without glibc.
     """
 
-    def __init__(self, burst: int, quiet: float) -> None:
-        self._trim = _malloc_trim()
+    def __init__(self, burst: int, quiet: float, trim: Callable[[int], int] | None) -> None:
+        self._trim = trim  # malloc_trim(), or None where there is none
         self._burst = burst
         self._quiet = quiet
         self._seen = 0

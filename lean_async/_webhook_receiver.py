@@ -49,7 +49,7 @@ from ._constants import WEBHOOK_STORE_SIZE as DEFAULT_STORE_SIZE
 from ._constants import WEBHOOK_TRIM_BURST as _TRIM_BURST
 from ._constants import WEBHOOK_TRIM_QUIET as _TRIM_QUIET
 from ._exceptions import ConfigurationError, DecodeError, WebhookSignatureError
-from ._webhook_body import BodyBudget, FreedMemory, Refusal, held_body
+from ._webhook_body import BodyBudget, FreedMemory, Refusal, held_body, malloc_trim
 from ._webhook_events import EventHandler, WebhookEvent, decode_event
 from ._webhook_inbox import Inbox, handler_retry_delay
 from ._webhook_signature import (
@@ -218,7 +218,7 @@ class WebhookReceiver:
         # Strong references: the event loop keeps only weak ones to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        self._freed = FreedMemory(_TRIM_BURST, _TRIM_QUIET)
+        self._freed = FreedMemory(_TRIM_BURST, _TRIM_QUIET, malloc_trim())
         self._log_refusal = _RefusalLog()
         self.stats = ReceiverStats()
 

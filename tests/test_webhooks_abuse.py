@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from _apps import served
 
-from lean_async import webhooks
-from lean_async._webhook_body import BodyBudget
+from lean_async import _webhook_receiver, webhooks
+from lean_async._webhook_body import BodyBudget, FreedMemory, malloc_trim
 from tests.test_webhooks_receiver import PATH, SECRET, Recorder, delivery, signature
 
 pytestmark = pytest.mark.timeout(30)
@@ -236,3 +236,63 @@ async def test_a_client_hanging_up_mid_body_is_logged_in_one_line_without_a_trac
     assert len([r for r in above_debug if "hung up" in r.getMessage()]) == 1
     assert [r for r in caplog.records if r.exc_info] == []
     assert handler.ids == ["evt-after"]
+
+
+# --- after a flood ------------------------------------------------------------------------
+
+
+async def test_freed_memory_goes_back_to_the_system_once_a_burst_is_over() -> None:
+    trimmed = asyncio.Event()
+    calls: list[int] = []
+
+    def trim(pad: int) -> int:
+        calls.append(pad)
+        loop.call_soon_threadsafe(trimmed.set)
+        return 1
+
+    loop = asyncio.get_running_loop()
+    freed = FreedMemory(burst=1000, quiet=0.05, trim=trim)
+    freed.note(600)
+    await asyncio.sleep(0.1)
+    assert calls == []  # no burst yet
+    for _ in range(5):  # a burst still going on: not yet
+        freed.note(600)
+        await asyncio.sleep(0.02)
+    assert calls == []
+    await asyncio.wait_for(trimmed.wait(), 2)
+    assert calls == [0]
+
+
+def test_a_receiver_trims_with_glibcs_malloc_trim_where_there_is_one() -> None:
+    trim = malloc_trim()
+    assert trim is None or trim(0) in (0, 1)
+
+
+async def test_each_kind_of_refusal_is_logged_at_most_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="lean_async.webhooks")
+    async with serving() as (port, receiver, _):
+        for _ in range(5):
+            assert await post(port, delivery(), None) == 401
+        assert await post(port, b"{}", "sign") == 400
+        assert await post(port, delivery(), WELL_FORMED) == 401
+    assert receiver.stats.bad_signature == 6
+    messages = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(messages) == 2  # one 401, one 400
+
+
+def test_a_refusal_after_a_quiet_interval_says_how_many_went_unlogged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(_webhook_receiver.time, "monotonic", lambda: now[0])
+    log = _webhook_receiver._RefusalLog(interval=10)
+    caplog.set_level(logging.WARNING, logger="lean_async.webhooks")
+    for second in (0, 1, 2, 9, 11):
+        now[0] = 100.0 + second
+        log(logging.WARNING, "408", "slow body from %s", "x")
+    assert [r.getMessage() for r in caplog.records] == [
+        "slow body from x",
+        "slow body from x (and 3 more since the last such line)",
+    ]
