@@ -225,6 +225,21 @@ class SQLiteInbox:
 
         return await self._call(count)
 
+    async def prune(self, before: datetime) -> int:
+        """Forget the done events received before ``before``; returns how many. A
+        redelivery or a backfill of one of them would be handled again: prune only past
+        Lean's retries (4.3 hours) and any backfill you may run (the Events API keeps 90
+        days)."""
+        cutoff = before.timestamp()
+
+        def delete(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "DELETE FROM lean_webhook_events WHERE state = ? AND received_at < ?",
+                (DONE, cutoff),
+            ).rowcount
+
+        return await self._call(delete)
+
     async def events(self, state: str) -> list[InboxEntry]:
         """The events in ``state`` (pending, running, done, failed), oldest first."""
         if state not in STATES:

@@ -131,6 +131,11 @@ async def test_status_failed_and_retry_on_an_inbox(tmp_path: Path) -> None:
     status = await run_cli("webhooks", "status", "--inbox", str(path), env=env)
     assert json.loads(status.stdout)["pending"] == 3
 
+    pruned = await run_cli("webhooks", "prune", "--inbox", str(path), "--before", "0d", env=env)
+    assert (pruned.status, pruned.stderr.strip()) == (0, "1 done events forgotten")
+    status = await run_cli("webhooks", "status", "--inbox", str(path), env=env)
+    assert json.loads(status.stdout) == {"pending": 3, "running": 0, "done": 0, "failed": 0}
+
 
 async def test_an_inbox_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     ran = await run_cli("webhooks", "failed", "--inbox", str(tmp_path / "no.db"), env=clean_env())

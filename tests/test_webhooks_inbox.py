@@ -357,3 +357,20 @@ async def test_a_worker_whose_inbox_fails_at_start_tries_again(
     async with serving(handler, FailsFirst(tmp_path / "inbox.db")) as (client, _):
         assert await deliver(client, delivery("evt-1")) == 200  # stored meanwhile
         await eventually(lambda: handler.ids == ["evt-1"], "the handler")
+
+
+async def test_prune_forgets_only_done_events_received_before_the_moment(tmp_path: Path) -> None:
+    async with webhooks.SQLiteInbox(tmp_path / "inbox.db") as inbox:
+        for event_id in ("done-old", "failed-old", "pending-old"):
+            await inbox.add(event(event_id))
+        await inbox.claim(2)
+        await inbox.complete(["done-old"])
+        await inbox.fail("failed-old", "RuntimeError: no", None)
+        moment = datetime.now(timezone.utc)
+        await asyncio.sleep(0.01)
+        await inbox.add(event("done-new"))
+        await inbox.claim(10)
+        await inbox.complete(["done-new"])
+        assert await inbox.prune(moment) == 1
+        assert await inbox.counts() == {"pending": 0, "running": 1, "done": 1, "failed": 1}
+        assert await inbox.add(event("done-old")) is True  # forgotten: new again

@@ -23,7 +23,7 @@ from .._webhook_receiver import RECEIVER_KEY, receiver
 from .._webhook_sqlite import STATES, SQLiteInbox
 from . import CommandError, UsageError
 from .args import client_from_args, positive_int
-from .events import add_time_filters
+from .events import add_time_filters, parse_moment
 
 __all__ = ["add_parser"]
 
@@ -89,6 +89,22 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser], client: An
     )
     retry.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
     retry.set_defaults(run=_retry)
+
+    prune = actions.add_parser(
+        "prune",
+        parents=[*parents, inbox],
+        help="forget done events received before a moment",
+        description="Forget the done events received before --before (their ids too: a "
+        "backfill reaching back past it would add them again).",
+    )
+    prune.add_argument(
+        "--before",
+        type=parse_moment,
+        required=True,
+        metavar="WHEN",
+        help="ISO 8601 or a time ago (90d)",
+    )
+    prune.set_defaults(run=_prune)
 
     backfill = actions.add_parser(
         "backfill",
@@ -254,6 +270,13 @@ async def _retry(inbox: SQLiteInbox, args: argparse.Namespace) -> int:
     count = await inbox.retry_failed(args.event_ids or None)
     _say(f"{count} failed events made pending again")
     return 0 if count or not args.event_ids else 1
+
+
+@_opened
+async def _prune(inbox: SQLiteInbox, args: argparse.Namespace) -> int:
+    count = await inbox.prune(args.before)
+    _say(f"{count} done events forgotten")
+    return 0
 
 
 async def _backfill(args: argparse.Namespace) -> int:
