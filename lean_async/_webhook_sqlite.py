@@ -266,7 +266,7 @@ class SQLiteInbox:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread[0].is_alive():
                 jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
                 thread = threading.Thread(
                     target=_serve, args=(self.path, jobs), name=f"{self!r}", daemon=True
