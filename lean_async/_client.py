@@ -33,6 +33,7 @@ from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
 from ._transport import Transport
 from .resources.customers import Customers
+from .resources.events import Events
 from .resources.payment_destinations import PaymentDestinations
 from .resources.payment_sources import PaymentSources
 from .types.payment_sources import AccessToken
@@ -58,6 +59,7 @@ class LeanClient:
     customers: Customers
     payment_sources: PaymentSources
     payment_destinations: PaymentDestinations
+    events: Events
 
     def __init__(
         self,
@@ -122,6 +124,7 @@ class LeanClient:
         self.customers = Customers(self._transport)
         self.payment_sources = PaymentSources(self._transport)
         self.payment_destinations = PaymentDestinations(self._transport)
+        self.events = Events(self._transport)
 
     @property
     def retry(self) -> RetryPolicy:

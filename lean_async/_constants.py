@@ -97,3 +97,34 @@ WEBHOOK_MAX_FAILED: Final = 1000
 WEBHOOK_STORE_SIZE: Final = 100_000
 # After cancelling handlers at shutdown, how long to wait for them to unwind.
 WEBHOOK_CANCEL_GRACE: Final = 1.0
+# A request body must arrive within this many seconds (Lean's come with their headers).
+WEBHOOK_BODY_TIMEOUT: Final = 5.0
+# Bytes of request bodies one receiver holds in memory at once, across connections.
+WEBHOOK_BODY_MEMORY: Final = 32 * 1024 * 1024
+# Bodies up to this size may use the whole body memory; larger ones three quarters of it.
+WEBHOOK_SMALL_BODY: Final = 64 * 1024
+# Handlers an inbox's worker runs at once.
+WEBHOOK_HANDLER_CONCURRENCY: Final = 16
+# Runs of a failing handler before its event is parked as failed; the delays between
+# them double from the first to at most the last.
+WEBHOOK_MAX_ATTEMPTS: Final = 10
+WEBHOOK_RETRY_INITIAL_DELAY: Final = 1.0
+WEBHOOK_RETRY_MAX_DELAY: Final = 300.0
+# The worker looks at its inbox this often when nothing wakes it (events added by another
+# process or by a backfill, retries coming due).
+WEBHOOK_INBOX_POLL: Final = 0.5
+# Events a backfill adds in one commit.
+WEBHOOK_BACKFILL_BATCH: Final = 100
+# How long a SQLite inbox waits for another process's lock before failing.
+WEBHOOK_SQLITE_BUSY_TIMEOUT: Final = 5.0
+# Events asked for per page of GET /events/v1 (Lean's own example asks for 50).
+DEFAULT_EVENTS_PAGE_SIZE: Final = 50
+# The webhook secret of the `lean-async webhooks` commands.
+ENV_WEBHOOK_SECRET: Final = "LEAN_WEBHOOK_SECRET"
+# After this many bytes of bodies, and then this many quiet seconds, a receiver gives the
+# memory freed since back to the system (glibc would keep it).
+WEBHOOK_TRIM_BURST: Final = 16 * 1024 * 1024
+WEBHOOK_TRIM_QUIET: Final = 2.0
+# A receiver logs each kind of refused request at most once per this many seconds (with a
+# count of the others), so that a flood of them does not flood the log.
+WEBHOOK_REFUSAL_LOG_INTERVAL: Final = 10.0

@@ -9,6 +9,7 @@ unknown fields are ignored. Statuses are plain strings, as in ``models``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -95,6 +96,10 @@ class WebhookEvent(msgspec.Struct, kw_only=True, frozen=True):
     message: str | None = None
 
 
+EventHandler = Callable[[WebhookEvent], Awaitable[None]]
+"""The user's callback: ``async def handler(event: WebhookEvent) -> None``."""
+
+
 _P = TypeVar("_P")
 
 
@@ -145,6 +150,32 @@ def decode_event(body: bytes) -> WebhookEvent:
         payload=payload,
         message=envelope.message,
     )
+
+
+class _StoredEvent(msgspec.Struct, kw_only=True):
+    type: str
+    event_id: str
+    timestamp: datetime
+    payload: Any
+    message: str | None = None
+
+
+def encode_event(event: WebhookEvent) -> bytes:
+    """The JSON of ``event`` as Lean sends it, which ``decode_event`` turns back into an
+    equal event (to store an event, e.g. in an inbox)."""
+    payload = event.payload
+    if isinstance(payload, PaymentSourceUpdated):
+        payload = payload.raw or {
+            k: v for k, v in msgspec.structs.asdict(payload).items() if k != "raw" and v is not None
+        }
+    stored = _StoredEvent(
+        type=event.type,
+        event_id=event.event_id,
+        timestamp=event.timestamp,
+        payload=payload,
+        message=event.message,
+    )
+    return msgspec.json.encode(stored)
 
 
 def parse_event(body: bytes, signature_header: str | None, secret: str | bytes) -> WebhookEvent:

@@ -61,8 +61,9 @@ def _decode_digest(text: str) -> bytes | None:
     return decoded if len(decoded) == _DIGEST_SIZE else None
 
 
-def _candidates(header: str | None) -> list[bytes]:
-    """The sha512 digests a header carries; raises WebhookSignatureError when it has none."""
+def signature_digests(header: str | None) -> list[bytes]:
+    """The sha512 digests a header carries; raises WebhookSignatureError when it has none.
+    Needs no body: a receiver refuses a header of the wrong form before reading one."""
     if header is None:
         raise WebhookSignatureError(f"the {SIGNATURE_HEADER} header is missing")
     entries = [entry.strip() for entry in header.split(",") if entry.strip()]
@@ -100,10 +101,16 @@ def verify_signature(body: bytes, signature_header: str | None, secret: str | by
     """Check that ``signature_header`` is the HMAC-SHA512 of the raw ``body`` keyed with
     ``secret``; raises WebhookSignatureError (whose message never holds the secret or a
     digest) when it is not, ConfigurationError when ``secret`` is empty."""
+    verify_digests(body, signature_digests(signature_header), secret)
+
+
+def verify_digests(body: bytes, digests: list[bytes], secret: str | bytes) -> None:
+    """Check that one of ``digests`` (from ``signature_digests``) is the HMAC-SHA512 of
+    ``body`` keyed with ``secret``; raises WebhookSignatureError when none is."""
     expected = _digest(body, secret)
     # No early exit: every candidate is compared in constant time.
     matched = False
-    for candidate in _candidates(signature_header):
+    for candidate in digests:
         matched |= hmac.compare_digest(expected, candidate)
     if not matched:
         raise WebhookSignatureError(

@@ -1,5 +1,6 @@
 """The ``lean-async`` command line: ``sweep``, ``list``, ``get``, ``delete``, ``customers``,
-``destinations``, ``mcp``, ``mock``, ``demo``. ``lean-async COMMAND --help`` describes each."""
+``destinations``, ``events``, ``webhooks``, ``mcp``, ``mock``, ``demo``. ``lean-async COMMAND
+--help`` describes each."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._cli import PROG, CommandError, calls, customers, demo, destinations, mcp, mock, sweep
+from ._cli import (
+    PROG,
+    CommandError,
+    calls,
+    customers,
+    demo,
+    destinations,
+    events,
+    mcp,
+    mock,
+    sweep,
+    webhooks,
+)
 from ._cli.args import client_flags, verbosity_flags
 from ._cli.loop import Interrupted, run
 from ._cli.report import configure_logging
@@ -37,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_parser(commands, calling)
     mock.add_parser(commands, [])
     demo.add_parser(commands, [verbosity])
+    events.add_parser(commands, calling)
+    webhooks.add_parser(commands, [verbosity], calling[0])
     return parser
 
 

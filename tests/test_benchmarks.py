@@ -3,13 +3,15 @@ are too noisy for that; see benchmarks/README.md)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("orjson")
 pytest.importorskip("pydantic")
 pytest.importorskip("httpx")
 
-from benchmarks import decode, importtime, memory, sweep
+from benchmarks import decode, importtime, memory, sweep, webhooks
 
 
 def test_decode_benchmark_compares_every_decoder_at_every_size() -> None:
@@ -41,3 +43,27 @@ def test_mcp_benchmark_times_every_path_in_every_round() -> None:
     assert list(results) == list(mcp.PATHS)
     assert all(len(ms) == 2 and min(ms) > 0 for ms in results.values())
     assert len(mcp.summarize(results)) == len(mcp.PATHS)
+
+
+def test_webhook_benchmark_measures_throughput_and_abuse_against_a_receiver_process() -> None:
+    runs = webhooks.throughput(events=200, concurrency=20, rounds=1, offered_rate=50)
+    assert [(r["durable"], r["acknowledged"], r["missing"]) for r in runs] == [
+        (True, 200, 0),
+        (False, 200, None),
+    ]
+    abused = webhooks.abuse(abusers=6, seconds=1.5, valid_rate=10, comeback=0.2)
+    assert abused["valid_200"] == abused["valid"] > 0
+    report = webhooks.report(runs, 20, abused, quick=True)
+    assert report.startswith(webhooks.SECTION_START) and report.endswith(webhooks.SECTION_END)
+
+
+def test_the_webhook_section_replaces_its_old_self_and_leaves_the_rest(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nother sections\n")
+    for run in ("first", "second"):
+        section = f"{webhooks.SECTION_START}\n\n{run}\n\n{webhooks.SECTION_END}"
+        webhooks.save_section(section, results)
+    text = results.read_text()
+    assert text.startswith("# Benchmark results\n\nother sections\n")
+    assert "second" in text and "first" not in text
+    assert webhooks.saved_section(results).strip().endswith(webhooks.SECTION_END)

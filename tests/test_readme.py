@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import msgspec
 import pytest
 from _cli import CLI, clean_env, read_until, start_cli, stop
 
@@ -78,12 +79,12 @@ async def lean_env() -> AsyncIterator[tuple[FakeLean, dict[str, str]]]:
 
 @contextlib.asynccontextmanager
 async def started(
-    code: str, env: dict[str, str], *args: str
+    code: str, env: dict[str, str], *args: str, cwd: Path | None = None
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """``code`` running in a fresh interpreter, killed on the way out if still running."""
     pipe = asyncio.subprocess.PIPE
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, *args, env=env, stdout=pipe, stderr=pipe
+        sys.executable, "-c", code, *args, env=env, stdout=pipe, stderr=pipe, cwd=cwd
     )
     try:
         yield process
@@ -93,8 +94,10 @@ async def started(
             await process.wait()
 
 
-async def run(code: str, env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    async with started(code, env, *args) as process:
+async def run(
+    code: str, env: dict[str, str], *args: str, cwd: Path | None = None
+) -> tuple[int, str, str]:
+    async with started(code, env, *args, cwd=cwd) as process:
         out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -109,6 +112,7 @@ PROGRAMS = (
     "async def reconcile_everyone(",
     "from lean_async.testing import FakeLean",
     "web.run_app(",
+    "inbox.backfill(",
     "from lean_async.mcp import create_server",
 )
 
@@ -206,7 +210,8 @@ async def test_the_pytest_plugin_example_passes_as_written(tmp_path: Path) -> No
 
 def test_the_ports_the_readme_suggests_do_not_clash() -> None:
     text = README.read_text()
-    servers = set(re.findall(r"--port (\d+)", text))
+    # The fake Lean server's ports (the webhook receiver's own commands share its port).
+    servers = set(re.findall(r"(?:lean-async mock|lean_async\.testing)[^\n`]*--port (\d+)", text))
     receiver = set(re.findall(r"port=(\d+)", program("web.run_app(")))
     assert servers and receiver
     assert not servers & receiver
@@ -273,7 +278,7 @@ async def test_fake_server_example_runs(lean_env: tuple[FakeLean, dict[str, str]
 
 
 async def test_webhook_receiver_example_handles_a_signed_delivery(
-    lean_env: tuple[FakeLean, dict[str, str]],
+    lean_env: tuple[FakeLean, dict[str, str]], tmp_path: Path
 ) -> None:
     _, env = lean_env
     with socket.socket() as probe:
@@ -298,7 +303,7 @@ async def test_webhook_receiver_example_handles_a_signed_delivery(
     ).encode()
     signed = {webhooks.SIGNATURE_HEADER: webhooks.sign(body, "whsec-readme")}
     url = f"http://127.0.0.1:{port}/webhooks/lean"
-    async with started(code, env) as process, aiohttp.ClientSession() as session:
+    async with started(code, env, cwd=tmp_path) as process, aiohttp.ClientSession() as session:
         for _ in range(100):  # wait for the server to listen
             try:
                 async with session.post(url, data=body, headers=signed) as response:
@@ -314,6 +319,23 @@ async def test_webhook_receiver_example_handles_a_signed_delivery(
         process.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert "linked an account at Emirates NBD" in out.decode()
+    assert (tmp_path / "lean-events.db").is_file()  # where the inbox kept it
+
+
+async def test_backfill_example_replays_what_the_receiver_missed(
+    lean_env: tuple[FakeLean, dict[str, str]], tmp_path: Path
+) -> None:
+    server, env = lean_env
+    source = server.add_payment_source(server.customer_ids[1])
+    server.activate_beneficiary(server.customer_ids[1], source.id)
+    async with webhooks.SQLiteInbox(tmp_path / "lean-events.db") as inbox:
+        # One event the receiver did get before its outage.
+        assert await inbox.add(webhooks.decode_event(msgspec.json.encode(server.events[0])))
+    code, out, err = await run(program("inbox.backfill("), env, cwd=tmp_path)
+    assert code == 0, err
+    created = [e for e in server.events if e["type"] == "payment_source.created"]
+    assert len(out.splitlines()) == len(created) + 1
+    assert f"{len(server.events) - 1} events the receiver had missed" in out
 
 
 async def test_mcp_embedding_example_lists_tools_and_masked_sources(

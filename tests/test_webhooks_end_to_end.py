@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
+from _apps import served
 
 from lean_async import webhooks
 from lean_async.testing import FakeLean
@@ -25,15 +25,8 @@ async def received() -> AsyncIterator[Received]:
         events.append(event)
 
     app = webhooks.receiver(SECRET, handle, path="/hooks/lean")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with served(app) as port:
         yield f"http://127.0.0.1:{port}/hooks/lean", events, app[webhooks.RECEIVER_KEY].stats
-    finally:
-        await runner.cleanup()
 
 
 async def wait_for(events: list[webhooks.WebhookEvent], count: int) -> None:

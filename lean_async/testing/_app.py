@@ -17,6 +17,7 @@ from ..types.payment_sources import PaymentSource
 from ._customers import customer_routes
 from ._data import DataSet, is_uuid
 from ._destinations import destination_routes
+from ._events import EventLog, add_event_routes
 from ._faults import NO_FAULT, Fault, Faults, Plan, RateLimiter, plan
 from ._payment_sources import payment_source_routes
 from ._responses import lean_error, proxy_error_page, respond
@@ -70,6 +71,7 @@ class LeanApp:
         self.customer_page_cap = customer_page_cap
         self.on_delete = on_delete
         self.faults = faults
+        self.events = EventLog()
 
     @property
     def faults(self) -> Faults:
@@ -88,6 +90,7 @@ class LeanApp:
         app.router.add_routes(destination_routes(self))
         app.router.add_routes(payment_source_routes(self))
         app.router.add_post(TOKEN_PATH, self._token)
+        add_event_routes(app, self)
         return app
 
     # -- middleware: stats, faults, router errors ----------------------------------

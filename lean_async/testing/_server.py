@@ -187,6 +187,12 @@ class FakeLean:
         self._app.faults = faults
 
     @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event this server created, oldest first, as it sends them by webhook and
+        lists them on ``GET /events/v1``."""
+        return self._app.events.events
+
+    @property
     def stats(self) -> Stats:
         return self._app.stats
 
@@ -323,6 +329,7 @@ class FakeLean:
         self._send(source_event("payment_source.updated", revoked, "A payment source was revoked"))
 
     def _send(self, *events: dict[str, Any]) -> None:
+        self._app.events.record(events)
         if self.webhooks is not None:
             self.webhooks.send(events)
 
