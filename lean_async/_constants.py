@@ -70,17 +70,26 @@ TRACE_ID_HEADER: Final = "lean-trace-id"
 DEFAULT_DELETE_REASON: Final = "USER_REQUESTED"
 DEFAULT_SWEEP_CONCURRENCY: Final = 32
 
-# Sweep congestion control under 429s.
-# A customer turned away with 429 this many times in a row, with no other customer of the
-# sweep succeeding in between, fails with its RateLimitError.
+# Sweep: a customer turned away with 429 this many times in a row, with no other customer
+# of the sweep succeeding in between, fails with its RateLimitError.
 SWEEP_STALLED_429_LIMIT: Final = 3
-SWEEP_RATE_WINDOW: Final = 1.0  # seconds of history behind the admitted-rate estimate
-SWEEP_MIN_RATE_WINDOW: Final = 0.1
-SWEEP_RATE_SAMPLE_EVERY: Final = 8  # successes between two samples of the success count
-SWEEP_MIN_RATE_SAMPLES: Final = 8  # fewer successes than this in the window: no estimate
-SWEEP_RATE_BACKOFF: Final = 0.85  # pace this far below the rate the server admitted
-SWEEP_RATE_GROWTH: Final = 0.1  # starts per second added per success: about +10%/s
-SWEEP_MIN_RATE: Final = 1.0
+# A sweep stops with one error after this many customers in a row failed to connect
+# (refused, unresolvable, timed out, token endpoint down) while none has got an answer.
+SWEEP_UNREACHABLE_AFTER: Final = 8
+
+# The client's rate control (one per LeanClient, shared by its calls and sweeps).
+RATE_INITIAL_WINDOW: Final = 8  # requests in flight before the first answers come back
+RATE_MAX_WINDOW: Final = 4096
+RATE_ESTIMATE_WINDOW: Final = 1.0  # seconds of successes behind the admitted-rate estimate
+RATE_MIN_ESTIMATE_SPAN: Final = 0.1  # the shortest span an estimate divides by
+RATE_MIN_SAMPLES: Final = 8  # fewer successes than this in the window: no estimate
+RATE_BACKOFF: Final = 0.9  # after a 429, pace this fraction of what was admitted
+# Growth after a cut, CUBIC-like: back to the admitted rate in cbrt((1 - BACKOFF) / C)
+# seconds, a plateau there, then probing faster and faster.
+RATE_CUBIC_C: Final = 0.1
+RATE_MIN: Final = 0.5  # starts per second: the slowest pace
+RATE_CATCH_UP: Final = 2  # intervals a late start may make up for at once
+RATE_WINDOW_GROWTH_PERIOD: Final = 1.0  # seconds per +1 of a window cut for in-flight limits
 LOGGER_NAME: Final = "lean_async"
 
 # Webhook receiver. Real deliveries are well under 1 KiB.

@@ -1,4 +1,6 @@
-"""Retry rules as pure functions: what is retried, how long to wait, Retry-After parsing."""
+"""Retry rules as pure functions: what is retried, how long to wait, Retry-After parsing,
+and every rule about 429 and Retry-After, for the transport, the rate control and the
+sweep alike."""
 
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ from ._constants import (
     RETRY_INITIAL_DELAY,
     RETRY_MAX_DELAY,
     RETRYABLE_4XX,
+    SWEEP_STALLED_429_LIMIT,
 )
 from ._exceptions import APIConnectionError, APIError
+
+RATE_LIMITED = 429
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,54 @@ def give_up(policy: RetryPolicy, *, retry_rate_limited: bool = True) -> Callable
     is final (the sweep handles 429s itself: it slows down and requeues the customer)."""
 
     def _give_up(exc: Exception) -> bool:
-        if not retry_rate_limited and isinstance(exc, APIError) and exc.status_code == 429:
+        if not retry_rate_limited and isinstance(exc, APIError) and exc.status_code == RATE_LIMITED:
             return True
         return not should_retry(exc, policy)
 
     return _give_up
+
+
+# -- 429 and Retry-After ---------------------------------------------------------------
+
+
+def honoured_retry_after(retry_after: float | None, policy: RetryPolicy) -> float | None:
+    """The server's Retry-After as far as it is followed: one beyond
+    ``policy.max_retry_after`` is not waited out (the request fails instead)."""
+    if retry_after is None or retry_after > policy.max_retry_after:
+        return None
+    return retry_after
+
+
+def requeue_delay(retry_after: float | None) -> float:
+    """How long a request turned away with 429 waits before it is sent again by the sweep:
+    the server's Retry-After, else no longer than its turn in the paced queue."""
+    return retry_after or 0.0
+
+
+def requeues_after_429(
+    retry_after: float | None, strikes_in_a_row: int, policy: RetryPolicy
+) -> bool:
+    """Whether the sweep sends a customer again after its ``strikes_in_a_row``-th 429 with
+    no progress of the sweep in between (else that customer fails with the 429)."""
+    if retry_after is not None and retry_after > policy.max_retry_after:
+        return False
+    return strikes_in_a_row < SWEEP_STALLED_429_LIMIT
+
+
+def pause_after_429(
+    retry_after: float | None, refusals_in_a_row: int, policy: RetryPolicy, rand: float
+) -> float:
+    """How long the whole client holds back every start after a congestion event.
+
+    While the server still admits some requests (``refusals_in_a_row`` is 0: a success
+    came since the last event), slowing the pace is enough: no pause, so a per-second
+    limit's ``Retry-After: 1`` does not cost a second for every 429. When 429s go on with
+    no success at all, the server has stopped admitting: wait for its Retry-After, else
+    back off exponentially.
+    """
+    if refusals_in_a_row <= 0:
+        return 0.0
+    honoured = honoured_retry_after(retry_after, policy)
+    if honoured is not None:
+        return honoured
+    return backoff_delay(refusals_in_a_row - 1, policy, rand)

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from _server import serve_route
 from aiohttp import web
 
 import lean_async
 from lean_async import NotFoundError, RateLimitError, RetryPolicy, ServerError, SweepProgress
-from lean_async._sweep import _Congestion
 
 FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
 SOURCE = (
@@ -95,19 +95,8 @@ def _error(status: int, code: str, headers: dict[str, str] | None = None) -> web
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
-@contextlib.asynccontextmanager
-async def serve(server: SweepServer) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_get("/customers/v1/{customer_id}/payment-sources", server.handle)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+def serve(server: SweepServer) -> contextlib.AbstractAsyncContextManager[str]:
+    return serve_route("/customers/v1/{customer_id}/payment-sources", server.handle)
 
 
 def client_for(url: str, **options: object) -> lean_async.LeanClient:
@@ -117,10 +106,15 @@ def client_for(url: str, **options: object) -> lean_async.LeanClient:
 
 def other_tasks() -> set[asyncio.Task[object]]:
     """Tasks still running on the client's side (the test server's own are left out)."""
+    server_side = ("aiohttp/web", "_accept_connection")  # the server's, accepting
     return {
         t
         for t in asyncio.all_tasks()
-        if t is not asyncio.current_task() and "aiohttp/web" not in t.get_coro().cr_code.co_filename  # type: ignore[union-attr]
+        if t is not asyncio.current_task()
+        and not any(
+            mark in t.get_coro().cr_code.co_filename + t.get_coro().__qualname__  # type: ignore[union-attr]
+            for mark in server_side
+        )
     }
 
 
@@ -473,105 +467,3 @@ async def test_a_progress_object_given_to_a_second_sweep_counts_that_sweep_only(
         await lean.payment_sources.list_many([customer(n) for n in range(5)], progress=progress)
         await lean.payment_sources.list_many([customer(n) for n in range(3)], progress=progress)
     assert (progress.done, progress.ok, progress.sources) == (3, 3, 3)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def congestion(ceiling: int) -> tuple[_Congestion, FakeClock]:
-    clock = FakeClock()
-    return _Congestion(ceiling, FAST_RETRY, clock), clock
-
-
-class TestCongestionControl:
-    def test_a_429_halves_the_limit_once_per_window(self) -> None:
-        control, _ = congestion(64)
-        started = [control.started() for _ in range(64)]
-        for n in started:
-            control.on_rate_limited(n, 1.0)
-        assert control.limit == 32
-        control.on_rate_limited(control.started(), 1.0)
-        assert control.limit == 16
-
-    def test_retry_after_pauses_the_sweep(self) -> None:
-        control, clock = congestion(8)
-        clock.now = 100.0
-        control.on_rate_limited(control.started(), 2.5)
-        assert control.pause_until == 102.5
-        assert control.ready_at >= 102.5
-
-    def test_without_retry_after_the_pause_backs_off(self) -> None:
-        control, _ = congestion(8)
-        control.on_rate_limited(control.started(), None)
-        first = control.pause_until
-        control.on_rate_limited(control.started(), None)
-        assert 0 < first < control.pause_until <= FAST_RETRY.max_delay
-
-    def test_successes_raise_the_limit_back_to_the_ceiling(self) -> None:
-        control, _ = congestion(8)
-        control.on_rate_limited(control.started(), None)
-        assert control.limit == 4
-        for _ in range(4 + 5 + 6 + 7):
-            control.on_success()
-        assert control.limit == 8
-        for _ in range(100):
-            control.on_success()
-        assert control.limit == 8
-
-    def test_after_a_429_starts_are_paced_below_the_admitted_rate(self) -> None:
-        control, clock = congestion(64)
-        for n in range(200):  # 200 successes in the first second
-            clock.now = n / 200
-            control.started()
-            control.on_success()
-        assert control.rate is None
-        clock.now = 1.0
-        control.on_rate_limited(control.started(), 0.5)
-        assert control.rate is not None and 150 <= control.rate <= 200
-        clock.now = 2.0
-        control.started()
-        assert control.ready_at == pytest.approx(2.0 + 1 / control.rate)
-
-    def test_successes_arriving_during_a_pause_count_towards_the_admitted_rate(self) -> None:
-        control, clock = congestion(64)
-        control.on_rate_limited(control.started(), 1.0)  # turned away before any success
-        assert control.rate is None
-        clock.now = 0.005
-        for _ in range(30):  # the requests already in flight succeed during the pause
-            control.on_success()
-        clock.now = 1.0  # the first 429 after the pause
-        control.on_rate_limited(control.started(), 1.0)
-        assert control.rate == pytest.approx(30 / 0.1 * 0.85)
-
-    def test_paced_rate_creeps_back_up_while_requests_succeed(self) -> None:
-        control, clock = congestion(8)
-        for n in range(40):
-            clock.now = 0.5 + n / 100
-            control.on_success()
-        clock.now = 1.0
-        control.on_rate_limited(control.started(), None)
-        paced = control.rate
-        assert paced is not None
-        for n in range(50):
-            clock.now = 2.0 + n / 100
-            control.on_success()
-        assert control.rate is not None and control.rate > paced
-
-    def test_too_few_successes_to_measure_leave_the_start_rate_unpaced(self) -> None:
-        control, clock = congestion(8)
-        clock.now = 0.1
-        control.on_success()
-        clock.now = 0.2
-        control.on_rate_limited(control.started(), None)
-        assert control.rate is None and control.limit == 4
-
-    def test_the_limit_never_drops_below_one(self) -> None:
-        control, _ = congestion(2)
-        for _ in range(5):
-            control.on_rate_limited(control.started(), None)
-        assert control.limit == 1

@@ -74,7 +74,9 @@ class PaymentSources:
         # The sweep handles 429s itself: it slows down and requeues the customer. A plain
         # function returning the request's coroutine: one frame less per customer.
         path = _list_path(validate_id(customer_id, "customer_id"))
-        return self._transport.request("GET", path, _decode_list, retry_rate_limited=False)
+        return self._transport.request(
+            "GET", path, _decode_list, retry_rate_limited=False, background=True
+        )
 
     def sweep(
         self,
@@ -88,10 +90,14 @@ class PaymentSources:
 
         ``customer_ids`` (any iterable or async iterable) is read lazily, about
         ``concurrency`` ids ahead of what has been yielded. At most ``concurrency``
-        requests are in flight; on 429 the sweep lowers that number, waits out
-        Retry-After and requeues the customer. Failures (after the client's retries,
+        requests are in flight, started as the client's rate control allows (it learns
+        the server's limit from 429s, shared with the client's other calls, which go
+        first); a customer turned away with 429 is requeued, after its Retry-After.
+        Failures (after the client's retries,
         including invalid ids) become results with ``error`` set; they never end the
-        sweep. Pass a ``SweepProgress`` to watch counters while it runs. Leaving the
+        sweep, except when the API cannot be reached at all: then the sweep raises
+        ``APIConnectionError`` after its first few customers. Pass a ``SweepProgress``
+        to watch counters while it runs. Leaving the
         loop early cancels what is in flight: wrap the sweep in
         ``contextlib.aclosing()`` to make that clean-up deterministic.
         """
@@ -101,6 +107,7 @@ class PaymentSources:
             customer_ids,
             concurrency=concurrency,
             policy=self._transport.retry,
+            control=self._transport.rate_control,
             progress=progress,
         )
 
