@@ -80,13 +80,22 @@ SWEEP_UNREACHABLE_AFTER: Final = 8
 # The client's rate control (one per LeanClient, shared by its calls and sweeps).
 RATE_INITIAL_WINDOW: Final = 8  # requests in flight before the first answers come back
 RATE_MAX_WINDOW: Final = 4096
-RATE_ESTIMATE_WINDOW: Final = 1.0  # seconds of successes behind the admitted-rate estimate
-RATE_MIN_ESTIMATE_SPAN: Final = 0.1  # the shortest span an estimate divides by
+# The admitted-rate estimate: successes over the last second (a window limit's bursts
+# average out).
+RATE_ESTIMATE_WINDOW: Final = 1.0
+RATE_MIN_SPAN: Final = 0.25  # the shortest span an estimate divides by, seconds
+# The gentle start widens the window by one per this many successes: x1.25 per round trip,
+# so that a window limit (which admits everything until its quota is spent) finds the
+# client with few requests in flight when it starts refusing.
+RATE_SLOW_START_SUCCESSES: Final = 4
 RATE_MIN_SAMPLES: Final = 8  # fewer successes than this in the window: no estimate
 RATE_BACKOFF: Final = 0.9  # after a 429, pace this fraction of what was admitted
 # Growth after a cut, CUBIC-like: back to the admitted rate in cbrt((1 - BACKOFF) / C)
 # seconds, a plateau there, then probing faster and faster.
-RATE_CUBIC_C: Final = 0.1
+RATE_CUBIC_C: Final = 0.2
+# This many more 429s than successes since the last congestion event: the server has
+# stopped admitting (a window's quota is spent): every start pauses.
+RATE_REFUSING_MARGIN: Final = 4
 RATE_MIN: Final = 0.5  # starts per second: the slowest pace
 RATE_CATCH_UP: Final = 2  # intervals a late start may make up for at once
 RATE_WINDOW_GROWTH_PERIOD: Final = 1.0  # seconds per +1 of a window cut for in-flight limits

@@ -7,10 +7,11 @@ out) or by a request finishing (the window is full).
 
 What it does, and where the ideas come from:
 
-- **Gentle start** (TCP slow start): a sweep has at most ``RATE_INITIAL_WINDOW`` requests
-  in flight until answers come back; each success widens the window by one, doubling it
-  per round trip, until the first 429. No burst of a sweep's whole ``concurrency`` into
-  an unknown limit. (An application's own calls are not held back by it.)
+- **Gentle start** (TCP slow start, slower): a sweep has at most ``RATE_INITIAL_WINDOW``
+  requests in flight until answers come back; every RATE_SLOW_START_SUCCESSES successes
+  widen the window by one (a quarter more per round trip), until a 429 shows a limit. No
+  burst of a sweep's whole ``concurrency`` into an unknown limit. (An application's own
+  calls are not held back by it.)
 - **Paced starts on an ideal timeline** (a virtual-time scheduler, like a token bucket's
   fill): each start takes the next slot ``1 / rate`` after the previous slot, not after
   the moment the start happened, so a late wake-up is made up for (by at most
@@ -29,8 +30,9 @@ What it does, and where the ideas come from:
   limit: the window is cut to what succeeded, and the pace is left alone. Otherwise it is
   a rate limit: the pace is cut and the window is left alone (fewer in flight would not
   help). A window cut grows back by one per second while it holds starts back.
-- **A server that admits nothing** (the client-side throttling of Google's SRE book backs
-  off as accepts fall behind requests): 429s with no success in between pause every start
+- **A server that stops admitting** (the client-side throttling of Google's SRE book backs
+  off as accepts fall behind requests): at a congestion event after which the server
+  refused more requests than it admitted (a window's quota is spent), every start pauses
   for Retry-After, else an exponential backoff (``_retry.pause_after_429``).
 - ``LeanClient(rate_limit=...)``, a known limit: starts are paced at it from the first
   request and the pace never goes above it.
@@ -56,8 +58,10 @@ from ._constants import (
     RATE_INITIAL_WINDOW,
     RATE_MAX_WINDOW,
     RATE_MIN,
-    RATE_MIN_ESTIMATE_SPAN,
     RATE_MIN_SAMPLES,
+    RATE_MIN_SPAN,
+    RATE_REFUSING_MARGIN,
+    RATE_SLOW_START_SUCCESSES,
     RATE_WINDOW_GROWTH_PERIOD,
 )
 from ._retry import RetryPolicy, pause_after_429
@@ -87,11 +91,12 @@ def check_rate(rate: object) -> float:
 class Ticket:
     """One request's start: handed back to ``RateControl.finished`` exactly once."""
 
-    __slots__ = ("level", "number")
+    __slots__ = ("at", "level", "number")
 
-    def __init__(self, number: int, level: int) -> None:
+    def __init__(self, number: int, level: int, at: float) -> None:
         self.number = number  # starts numbered from 1
         self.level = level  # requests in flight once this one started, itself included
+        self.at = at  # when it started
 
 
 class _Limits:
@@ -104,13 +109,21 @@ class _Limits:
         self.window = RATE_INITIAL_WINDOW
         self.in_flight = 0
         self.pause_until = 0.0
-        self.slow_start = True  # the window doubles per round trip until the first 429
+        # A 429 showed a limit on requests in progress: the window holds every call back,
+        # and grows back slowly. Until then it grows a quarter per round trip whenever it
+        # held a start back, and holds back only a sweep's.
+        self.in_flight_limited = False
         self._policy = policy
         self._next_slot = -math.inf
         self._started = 0
         self._cut_after = 0  # starts up to this number were sent before the last cut
-        self._refusals_in_a_row = 0  # congestion events with no success in between
-        self._success_since_event = True
+        self._cut_at = -math.inf
+        self._round_trip = 0.0  # a smoothed duration of the requests that succeeded
+        # Refusing events (the server refused clearly more requests than it admitted since
+        # the last event: it has stopped admitting, for now) with no success in between.
+        self._refusing_in_a_row = 0
+        self._admitted_since_event = 0
+        self._refused_since_event = 0
         self._first_start: float | None = None
         self._successes: deque[float] = deque(maxlen=_SUCCESS_LOG)
         self._peak = 0  # most in flight at the start of a request that succeeded, lately
@@ -128,7 +141,7 @@ class _Limits:
         full, until a request finishes. The gentle start's window holds back only
         ``background`` requests (a sweep's): an application's own calls are as many as
         it makes, until a 429 shows a limit on requests in progress."""
-        if self.in_flight >= self.window and (background or not self.slow_start):
+        if self.in_flight >= self.window and (background or self.in_flight_limited):
             self._window_held = True
             return None
         ready = self.pause_until
@@ -151,7 +164,7 @@ class _Limits:
             if slot < now - RATE_CATCH_UP * interval:
                 slot = now
             self._next_slot = slot + interval
-        return Ticket(self._started, self.in_flight)
+        return Ticket(self._started, self.in_flight, now)
 
     def give_back(self, ticket: Ticket) -> None:
         """A start that was never sent."""
@@ -166,8 +179,10 @@ class _Limits:
         worth a log line."""
         self.in_flight -= 1
         self._successes.append(now)
-        self._success_since_event = True
-        self._refusals_in_a_row = 0
+        self._admitted_since_event += 1
+        self._refusing_in_a_row = 0
+        took = now - ticket.at
+        self._round_trip = took if not self._round_trip else 0.875 * self._round_trip + 0.125 * took
         if ticket.level > self._peak:
             self._peak = ticket.level
         change = self._widen(now)
@@ -182,65 +197,91 @@ class _Limits:
     def rate_limited(self, ticket: Ticket, retry_after: float | None, now: float) -> str | None:
         """A 429. Returns what changed, if anything: one change per congestion event."""
         self.in_flight -= 1
-        if ticket.number <= self._cut_after:
-            return None  # sent before the last cut: that cut already answered it
-        refusals = 0 if self._success_since_event else self._refusals_in_a_row + 1
-        self._refusals_in_a_row = refusals
-        self._success_since_event = False
+        self._refused_since_event += 1
+        # Refusing: clearly more 429s than successes since the last event (a window's
+        # quota is spent). The first event has no "since": a gentle start's burst is
+        # turned away before any answer is back.
+        refusing = (
+            self._cut_at > -math.inf
+            and now >= self.pause_until
+            and self._refused_since_event >= self._admitted_since_event + RATE_REFUSING_MARGIN
+        )
+        if not refusing and (
+            ticket.number <= self._cut_after or ticket.at < self._cut_at + self._round_trip
+        ):
+            # Sent before the last cut, or before it could take effect (one round trip):
+            # that cut already answered it.
+            return None
         self._cut_after = self._started
-        self._event_at = now
-        self.slow_start = False
+        self._cut_at = now
         recent_peak = max(self._peak, self._peak_before)
         self._peak_before, self._peak = self._peak, 0
-        if 0 < recent_peak < ticket.level and refusals == 0:
-            # More in flight than ever succeeded lately: a limit on requests in progress.
+        if refusing or self._admitted_since_event:
+            # Counted afresh; while nothing succeeds, 429s add up across events.
+            self._refused_since_event = self._admitted_since_event = 0
+        if self.rate is not None and not refusing and 0 < recent_peak < ticket.level:
+            # Paced, yet more in flight than ever succeeded lately: a limit on requests in
+            # progress. (Before the pace is set, the gentle start's growing window makes
+            # every 429 look like this one.)
             self.window = recent_peak
-            self._window_credit = 0
+            self.in_flight_limited = True
             self._window_grown_at = now
             return (
                 f"429 with {ticket.level} requests in flight, more than any that succeeded "
-                f"({recent_peak}): at most {self.window} in flight"
+                f"lately ({recent_peak}): a limit on requests in progress, at most "
+                f"{self.window} in flight"
             )
+        refusals = 0
+        if refusing:
+            self._refusing_in_a_row += 1  # back to 0 at the next success
+            refusals = self._refusing_in_a_row
         admitted = self.admitted_rate(now)
         reference = admitted if admitted is not None else self.rate
         if reference is not None and self.rate is not None:
             reference = min(reference, self.rate)
         if reference is None:  # unpaced, too few successes to tell: halve the window
             self.window = max(1, min(self.window, self.in_flight + 1) // 2)
-            change = f"429 too early to measure: at most {self.window} in flight"
+            change = f"429 too early to measure a rate: at most {self.window} in flight"
         else:
             if self.known_rate is not None:
                 reference = min(reference, self.known_rate)
             self._reference = reference
+            self._event_at = now
             self.rate = max(reference * RATE_BACKOFF, RATE_MIN)
             measured = f"{admitted:.1f}/s admitted" if admitted is not None else "no estimate"
             change = f"429: paced at {self.rate:.1f}/s ({measured})"
         pause = pause_after_429(retry_after, refusals, self._policy, random.random())
         if pause > 0:
             self.pause_until = max(self.pause_until, now + pause)
-            change += f"; every start paused {pause:.2f} s (no success since the last 429)"
+            change += f"; every start paused {pause:.2f} s (more 429s than successes lately)"
         return change
 
     # -- estimates -----------------------------------------------------------------
 
     def admitted_rate(self, now: float) -> float | None:
         """Successes per second over the last RATE_ESTIMATE_WINDOW seconds (or since the
-        first start, if sooner); None with too few to tell."""
-        successes = self._successes
-        since = now - RATE_ESTIMATE_WINDOW
+        first start, if sooner), pauses included; None with too few successes to tell.
+
+        As long as the limits' own windows: over a shorter span, a window limit's fresh
+        quota (after a pause, or at the start) looks like a higher rate than it admits.
+        Too low an estimate (the client was probing from below for part of the span) is
+        made up for by the cubic growth.
+        """
+        times = self._successes
+        span = RATE_ESTIMATE_WINDOW
+        since = now - span
+        if self._first_start is not None and self._first_start > since:
+            since = self._first_start
+        if len(times) == times.maxlen and times[0] > since:
+            since = times[0]  # the log holds less than the span
         count = 0
-        for when in reversed(successes):
+        for when in reversed(times):
             if when <= since:
                 break
             count += 1
         if count < RATE_MIN_SAMPLES:
             return None
-        start = since
-        if count == len(successes) and successes.maxlen == count:
-            start = successes[0]  # the log holds less than the window
-        if self._first_start is not None and self._first_start > start:
-            start = self._first_start
-        return count / max(now - start, RATE_MIN_ESTIMATE_SPAN)
+        return count / max(now - since, RATE_MIN_SPAN)
 
     def _follow_curve(self, now: float) -> None:
         """The pace after a cut, along the cubic curve through the admitted rate."""
@@ -254,8 +295,11 @@ class _Limits:
         """A success may widen the window, if the window held starts back."""
         if not self._window_held or self.window >= RATE_MAX_WINDOW:
             return None
-        if self.slow_start:
-            self.window += 1  # one per success: doubles per round trip
+        if not self.in_flight_limited:
+            self._window_credit += 1
+            if self._window_credit >= RATE_SLOW_START_SUCCESSES:
+                self._window_credit = 0
+                self.window += 1
             return None
         if now - self._window_grown_at < RATE_WINDOW_GROWTH_PERIOD:
             return None

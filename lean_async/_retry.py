@@ -135,10 +135,15 @@ def honoured_retry_after(retry_after: float | None, policy: RetryPolicy) -> floa
     return retry_after
 
 
-def requeue_delay(retry_after: float | None) -> float:
-    """How long a request turned away with 429 waits before it is sent again by the sweep:
-    the server's Retry-After, else no longer than its turn in the paced queue."""
-    return retry_after or 0.0
+def requeue_delay(
+    retry_after: float | None, strikes_in_a_row: int, policy: RetryPolicy, rand: float
+) -> float:
+    """How long a customer turned away with 429 waits before the sweep sends it again:
+    the backoff of its ``strikes_in_a_row``-th retry, or the server's Retry-After if
+    longer (a minimum, by RFC 9110). The pace is cut at once; the customer itself does
+    not hammer, and its three strikes span a backoff, not a few milliseconds."""
+    delay = backoff_delay(strikes_in_a_row - 1, policy, rand)
+    return delay if retry_after is None else max(delay, retry_after)
 
 
 def requeues_after_429(
@@ -152,19 +157,19 @@ def requeues_after_429(
 
 
 def pause_after_429(
-    retry_after: float | None, refusals_in_a_row: int, policy: RetryPolicy, rand: float
+    retry_after: float | None, refusing_in_a_row: int, policy: RetryPolicy, rand: float
 ) -> float:
     """How long the whole client holds back every start after a congestion event.
 
-    While the server still admits some requests (``refusals_in_a_row`` is 0: a success
-    came since the last event), slowing the pace is enough: no pause, so a per-second
-    limit's ``Retry-After: 1`` does not cost a second for every 429. When 429s go on with
-    no success at all, the server has stopped admitting: wait for its Retry-After, else
-    back off exponentially.
+    While the server still admits most requests (``refusing_in_a_row`` is 0), slowing
+    the pace is enough: no pause, so a per-second limit's ``Retry-After: 1`` does not cost
+    a second for every 429. When it refused more requests than it admitted since the last
+    event (a window's quota is spent, or it admits nothing at all), wait for its
+    Retry-After, else back off exponentially, longer at each such event in a row.
     """
-    if refusals_in_a_row <= 0:
+    if refusing_in_a_row <= 0:
         return 0.0
     honoured = honoured_retry_after(retry_after, policy)
     if honoured is not None:
         return honoured
-    return backoff_delay(refusals_in_a_row - 1, policy, rand)
+    return backoff_delay(refusing_in_a_row - 1, policy, rand)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import random
 import time
 from collections import Counter, deque
 from collections.abc import (
@@ -327,7 +328,12 @@ class _Run:
         item.progress_mark = self._successes
         if not requeues_after_429(error.retry_after, item.strikes, self._policy):
             return item, None, error
-        delay = requeue_delay(honoured_retry_after(error.retry_after, self._policy))
+        delay = requeue_delay(
+            honoured_retry_after(error.retry_after, self._policy),
+            item.strikes,
+            self._policy,
+            random.random(),
+        )
         self._requeues += 1
         heapq.heappush(self._requeued, (time.monotonic() + delay, self._requeues, item))
         self._wake_idle()
