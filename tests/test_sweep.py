@@ -5,18 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from _server import serve_route
 from aiohttp import web
 
 import lean_async
-from lean_async import NotFoundError, RateLimitError, RetryPolicy, ServerError, SweepProgress
+from lean_async import (
+    APIConnectionError,
+    NotFoundError,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    SweepProgress,
+)
 
 FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
 SOURCE = (
@@ -467,3 +476,48 @@ async def test_a_progress_object_given_to_a_second_sweep_counts_that_sweep_only(
         await lean.payment_sources.list_many([customer(n) for n in range(5)], progress=progress)
         await lean.payment_sources.list_many([customer(n) for n in range(3)], progress=progress)
     assert (progress.done, progress.ok, progress.sources) == (3, 3, 3)
+
+
+async def test_an_unreachable_api_ends_the_sweep_early_with_one_connection_error() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ids = [customer(n) for n in range(1000)]
+    yielded = 0
+    async with client_for(f"http://127.0.0.1:{port}") as lean:
+        started = time.monotonic()
+        with pytest.raises(APIConnectionError, match="unreachable") as raised:
+            async for _ in lean.payment_sources.sweep(ids, concurrency=32):
+                yielded += 1
+        assert time.monotonic() - started < 5
+        assert other_tasks() == set()
+    assert yielded == 0  # no failure line for customers that were never tried properly
+    assert "cannot connect" in str(raised.value)
+
+
+async def test_connection_failures_before_the_first_answer_are_yielded_once_it_comes() -> None:
+    ids = [customer(n) for n in range(40)]
+    server = SweepServer(latency=0.01)
+    async with serve(server) as url, client_for(url, max_retries=0) as lean:
+        lean._transport.rate_control._limits.window = 1  # one at a time: in order
+
+        async def first_refused() -> AsyncIterator[str]:
+            yield customer(999)
+            for cid in ids:
+                yield cid
+
+        real_fetch = lean.payment_sources._list_for_sweep
+        calls = 0
+
+        def fetch(customer_id: str) -> Any:
+            """The first three attempts cannot connect, then the API answers."""
+            nonlocal calls
+            calls += 1
+            if calls <= 3:
+                raise APIConnectionError("cannot connect: refused (test)")
+            return real_fetch(customer_id)
+
+        lean.payment_sources._list_for_sweep = fetch  # type: ignore[method-assign]
+        results = [r async for r in lean.payment_sources.sweep(first_refused())]
+    assert len(results) == 41 and len({r.customer_id for r in results}) == 41
+    assert sum(isinstance(r.error, APIConnectionError) for r in results) == 3

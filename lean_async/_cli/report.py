@@ -15,7 +15,7 @@ from .._constants import LOGGER_NAME
 from .._sweep import SweepProgress
 from .output import Written
 
-__all__ = ["ProgressBar", "RetryTally", "configure_logging", "summary"]
+__all__ = ["ProgressBar", "RetryTally", "configure_logging", "postfix", "summary"]
 
 _BAR_INTERVAL = 0.2  # seconds between redraws
 
@@ -59,14 +59,21 @@ class ProgressBar:
         now = time.monotonic()
         if now - self._redrawn >= _BAR_INTERVAL:
             self._redrawn = now
-            bar.set_postfix_str(
-                f"{progress.failed} failed, {progress.sources} sources", refresh=False
-            )
+            bar.set_postfix_str(postfix(progress), refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def postfix(progress: SweepProgress) -> str:
+    """The bar's tail: failures, sources, and what the client's rate control allows now."""
+    pace = "unpaced" if progress.paced_rate is None else f"paced {progress.paced_rate:.0f}/s"
+    return (
+        f"{progress.failed} failed, {progress.sources} sources, {pace}, "
+        f"{progress.concurrency} in flight max"
+    )
 
 
 class RetryTally(logging.Handler):

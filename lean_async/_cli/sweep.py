@@ -12,7 +12,7 @@ from typing import Any
 
 from .._client import LeanClient
 from .._constants import DEFAULT_SWEEP_CONCURRENCY
-from .._exceptions import AuthenticationError
+from .._exceptions import APIConnectionError, AuthenticationError
 from .._sweep import SweepProgress
 from . import CommandError, UsageError
 from .args import client_from_args, positive_int
@@ -28,7 +28,7 @@ List the payment sources of many customers. Reads customer ids one per line (bla
 and lines starting with # are skipped) and writes one JSON line per customer, or CSV rows,
 as results come (in completion order, not input order). A progress bar and a summary go
 to stderr. Exit status: 0 when every customer in the output succeeded, 1 when some failed
-(their lines say why), 2 for a usage error, 130 after Ctrl-C.
+(their lines say why) or the API could not be reached, 2 for a usage error, 130 after Ctrl-C.
 """
 
 EPILOG = """\
@@ -126,8 +126,9 @@ async def sweep_into(
     earlier: Written | None = None,
 ) -> SweepProgress:
     """Sweep ``customer_ids`` into ``output``, then print the summary on stderr (also when
-    stopped). Refused credentials stop the sweep: every customer would fail alike, and
-    their lines would make ``--resume`` skip them."""
+    stopped). Refused credentials stop the sweep, and so does an API the sweep finds
+    unreachable: every customer would fail alike, and their lines would make ``--resume``
+    skip them."""
     progress = SweepProgress()
     finished = False
     with RetryTally() as retries:
@@ -142,6 +143,8 @@ async def sweep_into(
                             raise _refused(result.error, output)
                         output.write(result)
                         bar.advance(progress)
+                except APIConnectionError as error:  # the sweep found the API unreachable
+                    raise _unreachable(error, output) from None
                 finally:
                     await sweep.aclose()
             finished = True
@@ -158,6 +161,13 @@ async def sweep_into(
 def _refused(error: AuthenticationError, output: Output) -> CommandError:
     again = " with --resume" if output.name != "stdout" else ""
     return CommandError(f"the credentials were refused ({error}); fix them and run again{again}")
+
+
+def _unreachable(error: APIConnectionError, output: Output) -> CommandError:
+    again = " with --resume" if output.name != "stdout" else ""
+    return CommandError(
+        f"{error}; check --base-url, --auth-url and the network, then run again{again}"
+    )
 
 
 def _resuming_note(name: str, earlier: Written) -> None:
