@@ -28,6 +28,14 @@ from typing import Any
 
 from benchmarks import _common
 
+DESCRIPTION = (
+    "Local servers on 127.0.0.1 answering after 50-70 ms, or 429 beyond their limit, with "
+    "`Retry-After` (whole seconds) or without; each sweep reads an async generator of ids "
+    "with the default settings and `concurrency=150`, for about 10 s of ideal time "
+    "(customers / admitted rate). *told*: the same sweep with `LeanClient(rate_limit=)` set "
+    "to the limit (the rate at the start, for the dropping one; 9 / 60 ms for the in-flight "
+    "one). Every run: each customer ok, exactly once, no hang."
+)
 CONCURRENCY = 150
 LATENCY = (0.05, 0.07)  # seconds, uniform
 HANG_FACTOR = 5.0  # a sweep longer than this many ideal times has hung

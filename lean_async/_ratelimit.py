@@ -55,13 +55,16 @@ from ._constants import (
     RATE_CATCH_UP,
     RATE_CUBIC_C,
     RATE_ESTIMATE_WINDOW,
+    RATE_IN_PROGRESS_NOISE,
     RATE_INITIAL_WINDOW,
     RATE_MAX_WINDOW,
     RATE_MIN,
     RATE_MIN_SAMPLES,
     RATE_MIN_SPAN,
+    RATE_PACED_ROUND_TRIPS,
     RATE_REFUSING_MARGIN,
     RATE_SLOW_START_SUCCESSES,
+    RATE_START_ROUND_TRIPS,
     RATE_WINDOW_GROWTH_PERIOD,
 )
 from ._retry import RetryPolicy, pause_after_429
@@ -126,8 +129,10 @@ class _Limits:
         self._refused_since_event = 0
         self._first_start: float | None = None
         self._successes: deque[float] = deque(maxlen=_SUCCESS_LOG)
-        self._peak = 0  # most in flight at the start of a request that succeeded, lately
-        self._peak_before = 0  # the same before the last event
+        # Answers by the number in flight when their request started, halved at each
+        # congestion event (recent history): tells an in-flight limit from a rate limit.
+        self._admitted_at: list[float] = []
+        self._refused_at: list[float] = []
         self._window_held = False  # the window held a start back since it last grew
         self._window_credit = 0
         self._window_grown_at = now
@@ -183,8 +188,7 @@ class _Limits:
         self._refusing_in_a_row = 0
         took = now - ticket.at
         self._round_trip = took if not self._round_trip else 0.875 * self._round_trip + 0.125 * took
-        if ticket.level > self._peak:
-            self._peak = ticket.level
+        _count(self._admitted_at, ticket.level)
         change = self._widen(now)
         if self.rate is not None and self._reference:
             self._follow_curve(now)
@@ -198,6 +202,7 @@ class _Limits:
         """A 429. Returns what changed, if anything: one change per congestion event."""
         self.in_flight -= 1
         self._refused_since_event += 1
+        _count(self._refused_at, ticket.level)
         # Refusing: clearly more 429s than successes since the last event (a window's
         # quota is spent). The first event has no "since": a gentle start's burst is
         # turned away before any answer is back.
@@ -214,28 +219,28 @@ class _Limits:
             return None
         self._cut_after = self._started
         self._cut_at = now
-        recent_peak = max(self._peak, self._peak_before)
-        self._peak_before, self._peak = self._peak, 0
+        limit_in_progress = self._limit_in_progress(ticket.level)
+        for counts in (self._admitted_at, self._refused_at):
+            counts[:] = [count / 2 for count in counts]
         if refusing or self._admitted_since_event:
             # Counted afresh; while nothing succeeds, 429s add up across events.
             self._refused_since_event = self._admitted_since_event = 0
-        if self.rate is not None and not refusing and 0 < recent_peak < ticket.level:
-            # Paced, yet more in flight than ever succeeded lately: a limit on requests in
+        if self.rate is not None and not refusing and limit_in_progress is not None:
+            # Refused from this many in flight on, admitted below: a limit on requests in
             # progress. (Before the pace is set, the gentle start's growing window makes
             # every 429 look like this one.)
-            self.window = recent_peak
+            self.window = limit_in_progress
             self.in_flight_limited = True
             self._window_grown_at = now
             return (
-                f"429 with {ticket.level} requests in flight, more than any that succeeded "
-                f"lately ({recent_peak}): a limit on requests in progress, at most "
-                f"{self.window} in flight"
+                f"429s from {ticket.level} requests in flight on, successes below: a limit "
+                f"on requests in progress, at most {self.window} in flight"
             )
         refusals = 0
         if refusing:
             self._refusing_in_a_row += 1  # back to 0 at the next success
             refusals = self._refusing_in_a_row
-        admitted = self.admitted_rate(now)
+        admitted = self.admitted_rate(now, refusing)
         reference = admitted if admitted is not None else self.rate
         if reference is not None and self.rate is not None:
             reference = min(reference, self.rate)
@@ -258,17 +263,40 @@ class _Limits:
 
     # -- estimates -----------------------------------------------------------------
 
-    def admitted_rate(self, now: float) -> float | None:
-        """Successes per second over the last RATE_ESTIMATE_WINDOW seconds (or since the
-        first start, if sooner), pauses included; None with too few successes to tell.
+    def _limit_in_progress(self, level: int) -> int | None:
+        """The number of requests in progress the server allows, if its recent answers
+        show one: mostly 429s from ``level`` in flight on, and (nearly) only successes
+        below it, enough of them to tell. None for a rate limit, whose 429s come at any
+        number in flight."""
+        admitted, refused = self._admitted_at, self._refused_at
+        admitted_below = sum(admitted[:level])
+        refused_below = sum(refused[:level])
+        admitted_above = sum(admitted[level:])
+        refused_above = sum(refused[level:])
+        if (
+            level > 1
+            and admitted_below >= RATE_MIN_SAMPLES
+            and refused_below <= RATE_IN_PROGRESS_NOISE * admitted_below
+            and refused_above >= admitted_above
+        ):
+            return level - 1
+        return None
 
-        As long as the limits' own windows: over a shorter span, a window limit's fresh
-        quota (after a pause, or at the start) looks like a higher rate than it admits.
-        Too low an estimate (the client was probing from below for part of the span) is
-        made up for by the cubic growth.
+    def admitted_rate(self, now: float, refusing: bool = False) -> float | None:
+        """Successes per second lately; None with too few successes to tell.
+
+        Paced, at a few 429s, the client was sending about as fast as the limit: its
+        successes of the last few round trips show the limit (BBR's delivery rate), and
+        follow one that dropped; a longer span would lag behind a pace still growing.
+        Otherwise (the gentle start's growing window, or a window's quota spent), over
+        the last RATE_ESTIMATE_WINDOW: a window limit's fresh quota shows a burst, not
+        the rate it admits, over a shorter span.
         """
         times = self._successes
         span = RATE_ESTIMATE_WINDOW
+        if self._round_trip and (self.rate is None or not refusing):
+            rounds = RATE_START_ROUND_TRIPS if self.rate is None else RATE_PACED_ROUND_TRIPS
+            span = min(max(rounds * self._round_trip, RATE_MIN_SPAN), span)
         since = now - span
         if self._first_start is not None and self._first_start > since:
             since = self._first_start
@@ -307,6 +335,12 @@ class _Limits:
         self._window_held = False
         self.window += 1
         return f"window widened to {self.window} in flight"
+
+
+def _count(counts: list[float], level: int) -> None:
+    if level >= len(counts):
+        counts.extend([0.0] * (level + 1 - len(counts)))
+    counts[level] += 1
 
 
 class RateControl:

@@ -16,6 +16,7 @@ from ._constants import (
     RETRY_INITIAL_DELAY,
     RETRY_MAX_DELAY,
     RETRYABLE_4XX,
+    SHORT_RETRY_AFTER,
     SWEEP_STALLED_429_LIMIT,
 )
 from ._exceptions import APIConnectionError, APIError
@@ -162,14 +163,16 @@ def pause_after_429(
     """How long the whole client holds back every start after a congestion event.
 
     While the server still admits most requests (``refusing_in_a_row`` is 0), slowing
-    the pace is enough: no pause, so a per-second limit's ``Retry-After: 1`` does not cost
-    a second for every 429. When it refused more requests than it admitted since the last
-    event (a window's quota is spent, or it admits nothing at all), wait for its
-    Retry-After, else back off exponentially, longer at each such event in a row.
+    the pace is enough: no pause. When it refused clearly more than it admitted since the
+    last event (a window's quota is spent, or it admits nothing at all): a Retry-After
+    longer than SHORT_RETRY_AFTER is waited out by every start; a shorter one is a
+    per-second limit's whole-second rounding (HTTP has no fractions), so ``Retry-After:
+    1`` would cost up to a second at every spent window: the turned-away requests wait
+    it out, and the client backs off exponentially, longer at each such event in a row.
     """
     if refusing_in_a_row <= 0:
         return 0.0
     honoured = honoured_retry_after(retry_after, policy)
-    if honoured is not None:
+    if honoured is not None and honoured > SHORT_RETRY_AFTER:
         return honoured
     return backoff_delay(refusing_in_a_row - 1, policy, rand)

@@ -9,7 +9,7 @@ pytest.importorskip("orjson")
 pytest.importorskip("pydantic")
 pytest.importorskip("httpx")
 
-from benchmarks import decode, importtime, memory, sweep
+from benchmarks import decode, importtime, memory, ratelimit, sweep
 
 
 def test_decode_benchmark_compares_every_decoder_at_every_size() -> None:
@@ -32,3 +32,12 @@ def test_memory_benchmark_sweeps_each_size_in_a_fresh_process() -> None:
 
 def test_import_time_benchmark_reads_python_importtime() -> None:
     assert 0 < importtime.added_ms() < 1000
+
+
+def test_ratelimit_benchmark_sweeps_each_limit_untold_and_told_and_nothing_hangs() -> None:
+    cases = [ratelimit.CASES[0], ratelimit.CASES[3]]  # a token bucket, an in-flight limit
+    runs = ratelimit.run(seconds=1.0, cases=cases, log=str)
+    assert len(runs) == len(cases) * 4  # with and without Retry-After, untold and told
+    assert all(r["exactly_once"] and r["all_ok"] and not r["hung"] for r in runs)
+    rows = ratelimit.summarize(runs)
+    assert [row[0] for row in rows] == [c.name for c in cases for _ in range(2)]

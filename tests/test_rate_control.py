@@ -26,14 +26,17 @@ def limits(known_rate: float | None = None) -> _Limits:
     return _Limits(known_rate, POLICY, 0.0)
 
 
+ROUND_TRIP = 0.05
+
+
 def succeed_steadily(lim: _Limits, rate: float, start: float, seconds: float) -> float:
-    """Requests started and answered at ``rate`` per second; returns the end time."""
+    """Requests started at ``rate`` per second, each answered ROUND_TRIP later; returns
+    the time of the last answer."""
     now = start
     for _ in range(round(rate * seconds)):
-        ticket = lim.start(now)
-        lim.answered(ticket, now + 0.001)
+        lim.answered(lim.start(now), now + ROUND_TRIP)
         now += 1 / rate
-    return now
+    return now - 1 / rate + ROUND_TRIP
 
 
 class TestGentleStart:
@@ -144,7 +147,7 @@ class TestCongestionEvents:
             pauses.append(lim.pause_until - now)
         assert 0 < pauses[0] < pauses[1] <= POLICY.max_delay + 0.01
 
-    def test_more_in_flight_than_ever_succeeded_is_a_limit_on_requests_in_progress(
+    def test_429s_from_some_number_in_flight_on_are_a_limit_on_requests_in_progress(
         self,
     ) -> None:
         lim = limits(known_rate=1000)
@@ -154,12 +157,25 @@ class TestCongestionEvents:
             for ticket in tickets:
                 lim.answered(ticket, now + 0.05)
             now += 0.05
-        tickets = [lim.start(now) for _ in range(7)]
-        change = lim.rate_limited(tickets[-1], None, now + 0.001)
+        tickets = [lim.start(now) for _ in range(7)]  # the 6th and 7th are refused
+        change = lim.rate_limited(tickets[5], None, now + 0.001)
         assert change is not None and "in progress" in change
         assert lim.window == 5 and lim.rate == 1000  # the pace is left alone
         assert lim.in_flight_limited
         assert lim.ready_at(now, background=False) is None  # now every call waits
+
+    def test_429s_at_any_number_in_flight_are_a_rate_limit(self) -> None:
+        lim = limits(known_rate=1000)
+        now = 0.0
+        for step in range(50):  # 1 to 7 in flight; every seventh request refused
+            tickets = [lim.start(now) for _ in range(7)]
+            for n, ticket in enumerate(tickets):
+                if n == step % 7:
+                    lim.rate_limited(ticket, None, now + 0.001)
+                else:
+                    lim.answered(ticket, now + 0.05)
+            now += 0.05
+        assert not lim.in_flight_limited and lim.rate is not None and lim.rate < 1000
 
     def test_a_window_cut_grows_back_by_one_per_period_while_it_holds_starts(self) -> None:
         lim = limits(known_rate=1000)
