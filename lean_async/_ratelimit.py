@@ -188,8 +188,12 @@ class _Limits:
         self._refusing_in_a_row = 0
         took = now - ticket.at
         self._round_trip = took if not self._round_trip else 0.875 * self._round_trip + 0.125 * took
-        _count(self._admitted_at, ticket.level)
-        change = self._widen(now)
+        level, admitted_at = ticket.level, self._admitted_at
+        if level < len(admitted_at):
+            admitted_at[level] += 1
+        else:
+            _count(admitted_at, level)
+        change = self._widen(now) if self._window_held else None
         if self.rate is not None and self._reference:
             self._follow_curve(now)
         return change
@@ -427,7 +431,9 @@ class RateControl:
     # -- answers ---------------------------------------------------------------------
 
     def answered(self, ticket: Ticket) -> None:
-        self._changed(self._limits.answered(ticket, self._clock()))
+        change = self._limits.answered(ticket, self._clock())
+        if change is not None or self._calls or self._background:
+            self._changed(change)
 
     def rate_limited(self, ticket: Ticket, retry_after: float | None) -> None:
         self._changed(self._limits.rate_limited(ticket, retry_after, self._clock()))

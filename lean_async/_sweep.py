@@ -153,7 +153,7 @@ class _Run:
     A worker takes its next customer itself: a requeued one whose time has come, else the
     next id of the input (a sync input is read right there; an async one by a feeder
     task, one id ahead). Customers taken and not yet yielded never number more than
-    ``concurrency``, plus the one id the feeder holds.
+    ``concurrency`` plus one, plus the one id the feeder holds.
 
     Every wait has its waker. An idle worker (nothing it may take) is woken by: a
     requeue, the feeder's next id, the consumer making room, the end of the work, or the
@@ -233,12 +233,15 @@ class _Run:
 
     # -- the workers -------------------------------------------------------------------
 
-    def _has_room(self) -> bool:
-        return self._busy + len(self._done) < self._concurrency
+    def _has_room(self, slack: int = 0) -> bool:
+        return self._busy + len(self._done) < self._concurrency + slack
 
-    def _take(self) -> _Item | None:
-        """The next customer for a worker, or None when there is none it may take now."""
-        if not self._has_room():
+    def _take(self, slack: int = 0) -> _Item | None:
+        """The next customer for a worker, or None when there is none it may take now.
+        A worker that has just finished takes with a ``slack`` of one: it goes on with
+        the next customer itself, without waiting for the results generator to yield its
+        last one (a hand-over per customer would cost more than the rest of the sweep)."""
+        if self._busy + len(self._done) >= self._concurrency + slack:
             return None
         requeued = self._requeued
         if requeued and requeued[0][0] <= time.monotonic():
@@ -278,9 +281,11 @@ class _Run:
         await waiter
 
     async def _work(self) -> None:
+        slack = 0
         try:
             while True:
-                item = self._take()
+                item = self._take(slack)
+                slack = 0
                 if item is None:
                     if self._finished():
                         return
@@ -305,6 +310,7 @@ class _Run:
                     self._wake_consumer()
                 if self._finished():
                     self._wake_idle(every=True)  # the end: every idle worker returns
+                slack = 1
         except Exception as error:  # not a LeanError: handed to the results generator
             self._crash(error)
         finally:
