@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import _common, decode, importtime, memory, sweep, webhooks
+from benchmarks import _common, decode, importtime, memory, ratelimit, sweep, webhooks
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         loops=_common.loops(),
         log=log,
     )
+    log("rate limits")
+    limited = ratelimit.run(seconds=2.0 if quick else 10.0, log=log)
     log("memory")
     sizes = (300, 1_500) if quick else (10_000, 200_000)
     kept = memory.run(sizes=sizes, log=log)
@@ -72,6 +74,16 @@ def main(argv: list[str] | None = None) -> None:
             for by_name in decoded.values()
         )
         targets.append(_target(f"decoding faster than {other} (worst size)", worst, goal, True))
+    for row in ratelimit.summarize(limited):
+        case, retry_after, _, ratio, share, *_, goal, verdict = row
+        targets.append(
+            [
+                f"{case}, Retry-After {retry_after}, untold: time / ideal, 429s",
+                goal,
+                f"{ratio}, {share}",
+                verdict,
+            ]
+        )
     growth = kept[max(kept)]["peak_rss_mb"] / kept[min(kept)]["peak_rss_mb"]
     targets.append(_target(f"peak RSS at {max(kept):,} over {min(kept):,} customers", growth, 1.15))
     added = _common.median(imports)
@@ -99,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
             "`±` is half the range over the rounds; `vs lib` is the median of the per-round "
             "ratios to the library, the order of the variants rotated each round.",
             _common.table(sweep.HEADERS, sweep.summarize(swept)),
+            "## Sweeping into a limit the client is not told",
+            ratelimit.DESCRIPTION,
+            _common.table(ratelimit.HEADERS, ratelimit.summarize(limited)),
             "## Decoding a list response",
             _common.table(decode.HEADERS, decode.summarize(decoded)),
             "## Memory: a streamed sweep, each size in a fresh process",

@@ -29,7 +29,7 @@ from ._constants import (
 )
 from ._exceptions import ConfigurationError
 from ._ids import IdLike, validate_id
-from ._ratelimit import RateLimiter
+from ._ratelimit import RateControl, check_rate
 from ._retry import RetryPolicy
 from ._transport import Transport
 from .resources.customers import Customers
@@ -109,17 +109,19 @@ class LeanClient:
             _check_token_host(self.base_url, default_base, default_auth)
         self.auth_url = _check_url(auth_url or default_auth, "auth_url")
         self._auth_scheme = credentials.scheme
+        policy = _check_retry(max_retries, retry)
         self._transport = Transport(
             base_url=self.base_url,
             auth_url=self.auth_url,
             credentials=credentials,
             timeout=_check_timeout(timeout),
-            retry=_check_retry(max_retries, retry),
+            retry=policy,
             max_connections=_check_positive_int(max_connections, "max_connections"),
             max_response_bytes=_check_positive_int(max_response_bytes, "max_response_bytes"),
             session=_check_session(session),
             ssl=_check_ssl(ssl, insecure_disable_tls_verification),
-            rate_limiter=None if rate_limit is None else _rate_limiter(rate_limit),
+            # One rate control for every call and sweep of this client.
+            rate_control=RateControl(_check_rate_limit(rate_limit), policy=policy),
         )
         self.customers = Customers(self._transport)
         self.payment_sources = PaymentSources(self._transport)
@@ -295,8 +297,10 @@ def _check_ssl(
     return ssl
 
 
-def _rate_limiter(rate_limit: float) -> RateLimiter:
+def _check_rate_limit(rate_limit: float | None) -> float | None:
+    if rate_limit is None:
+        return None
     try:
-        return RateLimiter(rate_limit)
+        return check_rate(rate_limit)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None

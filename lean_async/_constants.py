@@ -46,6 +46,9 @@ RETRY_INITIAL_DELAY: Final = 0.5
 RETRY_MAX_DELAY: Final = 5.0
 # A Retry-After longer than this fails the call at once instead of sleeping.
 MAX_RETRY_AFTER: Final = 60.0
+# A Retry-After up to this (seconds) on a 429 holds back the request it answered, not
+# every start of the client: a per-second limit rounds its wait up to a whole second.
+SHORT_RETRY_AFTER: Final = 1.0
 # Besides these, every 5xx is retried.
 RETRYABLE_4XX: Final = frozenset({408, 429})
 
@@ -74,17 +77,40 @@ APP_USER_ID_MAX_LENGTH: Final = 255
 DEFAULT_CUSTOMER_PAGE_SIZE: Final = 100
 DEFAULT_SWEEP_CONCURRENCY: Final = 32
 
-# Sweep congestion control under 429s.
-# A customer turned away with 429 this many times in a row, with no other customer of the
-# sweep succeeding in between, fails with its RateLimitError.
+# Sweep: a customer turned away with 429 this many times in a row, with no other customer
+# of the sweep succeeding in between, fails with its RateLimitError.
 SWEEP_STALLED_429_LIMIT: Final = 3
-SWEEP_RATE_WINDOW: Final = 1.0  # seconds of history behind the admitted-rate estimate
-SWEEP_MIN_RATE_WINDOW: Final = 0.1
-SWEEP_RATE_SAMPLE_EVERY: Final = 8  # successes between two samples of the success count
-SWEEP_MIN_RATE_SAMPLES: Final = 8  # fewer successes than this in the window: no estimate
-SWEEP_RATE_BACKOFF: Final = 0.85  # pace this far below the rate the server admitted
-SWEEP_RATE_GROWTH: Final = 0.1  # starts per second added per success: about +10%/s
-SWEEP_MIN_RATE: Final = 1.0
+# A sweep stops with one error after this many customers in a row failed to connect
+# (refused, unresolvable, timed out, token endpoint down) while none has got an answer.
+SWEEP_UNREACHABLE_AFTER: Final = 8
+
+# The client's rate control (one per LeanClient, shared by its calls and sweeps).
+RATE_INITIAL_WINDOW: Final = 8  # requests in flight before the first answers come back
+RATE_MAX_WINDOW: Final = 4096
+# The admitted-rate estimate: successes over the last second (a window limit's bursts
+# average out).
+RATE_ESTIMATE_WINDOW: Final = 1.0
+RATE_START_ROUND_TRIPS: Final = 3  # the first estimate's span, in round trips
+RATE_PACED_ROUND_TRIPS: Final = 4  # the span of an estimate at a paced 429, in round trips
+RATE_MIN_SPAN: Final = 0.05  # the shortest span an estimate divides by, seconds
+# The gentle start widens the window by one per this many successes: x1.25 per round trip,
+# so that a window limit (which admits everything until its quota is spent) finds the
+# client with few requests in flight when it starts refusing.
+RATE_SLOW_START_SUCCESSES: Final = 4
+RATE_MIN_SAMPLES: Final = 8  # fewer successes than this in the window: no estimate
+RATE_BACKOFF: Final = 0.9  # after a 429, pace this fraction of what was admitted
+# Growth after a cut, CUBIC-like: back to the admitted rate in cbrt((1 - BACKOFF) / C)
+# seconds, a plateau there, then probing faster and faster.
+RATE_CUBIC_C: Final = 0.4
+# This many more 429s than successes since the last congestion event: the server has
+# stopped admitting (a window's quota is spent): every start pauses.
+RATE_REFUSING_MARGIN: Final = 4
+# A limit on requests in progress: 429s from some number in flight on, and below it at
+# most this share of refusals among the successes.
+RATE_IN_PROGRESS_NOISE: Final = 0.1
+RATE_MIN: Final = 0.5  # starts per second: the slowest pace
+RATE_CATCH_UP: Final = 2  # intervals a late start may make up for at once
+RATE_WINDOW_GROWTH_PERIOD: Final = 1.0  # seconds per +1 of a window cut for in-flight limits
 LOGGER_NAME: Final = "lean_async"
 
 # Webhook receiver. Real deliveries are well under 1 KiB.

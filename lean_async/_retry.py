@@ -1,4 +1,6 @@
-"""Retry rules as pure functions: what is retried, how long to wait, Retry-After parsing."""
+"""Retry rules as pure functions: what is retried, how long to wait, Retry-After parsing,
+and every rule about 429 and Retry-After, for the transport, the rate control and the
+sweep alike."""
 
 from __future__ import annotations
 
@@ -14,8 +16,12 @@ from ._constants import (
     RETRY_INITIAL_DELAY,
     RETRY_MAX_DELAY,
     RETRYABLE_4XX,
+    SHORT_RETRY_AFTER,
+    SWEEP_STALLED_429_LIMIT,
 )
 from ._exceptions import APIConnectionError, APIError
+
+RATE_LIMITED = 429
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,61 @@ def give_up(policy: RetryPolicy, *, retry_rate_limited: bool = True) -> Callable
     is final (the sweep handles 429s itself: it slows down and requeues the customer)."""
 
     def _give_up(exc: Exception) -> bool:
-        if not retry_rate_limited and isinstance(exc, APIError) and exc.status_code == 429:
+        if not retry_rate_limited and isinstance(exc, APIError) and exc.status_code == RATE_LIMITED:
             return True
         return not should_retry(exc, policy)
 
     return _give_up
+
+
+# -- 429 and Retry-After ---------------------------------------------------------------
+
+
+def honoured_retry_after(retry_after: float | None, policy: RetryPolicy) -> float | None:
+    """The server's Retry-After as far as it is followed: one beyond
+    ``policy.max_retry_after`` is not waited out (the request fails instead)."""
+    if retry_after is None or retry_after > policy.max_retry_after:
+        return None
+    return retry_after
+
+
+def requeue_delay(
+    retry_after: float | None, strikes_in_a_row: int, policy: RetryPolicy, rand: float
+) -> float:
+    """How long a customer turned away with 429 waits before the sweep sends it again:
+    the backoff of its ``strikes_in_a_row``-th retry, or the server's Retry-After if
+    longer (a minimum, by RFC 9110). The pace is cut at once; the customer itself does
+    not hammer, and its three strikes span a backoff, not a few milliseconds."""
+    delay = backoff_delay(strikes_in_a_row - 1, policy, rand)
+    return delay if retry_after is None else max(delay, retry_after)
+
+
+def requeues_after_429(
+    retry_after: float | None, strikes_in_a_row: int, policy: RetryPolicy
+) -> bool:
+    """Whether the sweep sends a customer again after its ``strikes_in_a_row``-th 429 with
+    no progress of the sweep in between (else that customer fails with the 429)."""
+    if retry_after is not None and retry_after > policy.max_retry_after:
+        return False
+    return strikes_in_a_row < SWEEP_STALLED_429_LIMIT
+
+
+def pause_after_429(
+    retry_after: float | None, refusing_in_a_row: int, policy: RetryPolicy, rand: float
+) -> float:
+    """How long the whole client holds back every start after a congestion event.
+
+    While the server still admits most requests (``refusing_in_a_row`` is 0), slowing
+    the pace is enough: no pause. When it refused clearly more than it admitted since the
+    last event (a window's quota is spent, or it admits nothing at all): a Retry-After
+    longer than SHORT_RETRY_AFTER is waited out by every start; a shorter one is a
+    per-second limit's whole-second rounding (HTTP has no fractions), so ``Retry-After:
+    1`` would cost up to a second at every spent window: the turned-away requests wait
+    it out, and the client backs off exponentially, longer at each such event in a row.
+    """
+    if refusing_in_a_row <= 0:
+        return 0.0
+    honoured = honoured_retry_after(retry_after, policy)
+    if honoured is not None and honoured > SHORT_RETRY_AFTER:
+        return honoured
+    return backoff_delay(refusing_in_a_row - 1, policy, rand)

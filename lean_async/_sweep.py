@@ -1,15 +1,19 @@
 """The sweep engine: list many customers' payment sources with bounded concurrency,
-streaming results, adapting to 429s, and accounting for every input id exactly once."""
+streaming results, requeueing customers turned away with 429, and accounting for every
+input id exactly once. How fast requests start is the client's rate control's business
+(``_ratelimit``); the rules about 429 and Retry-After are ``_retry``'s."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 import time
 from collections import Counter, deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    AsyncIterator,
     Callable,
     Coroutine,
     Iterable,
@@ -19,18 +23,10 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ._constants import (
-    SWEEP_MIN_RATE,
-    SWEEP_MIN_RATE_SAMPLES,
-    SWEEP_MIN_RATE_WINDOW,
-    SWEEP_RATE_BACKOFF,
-    SWEEP_RATE_GROWTH,
-    SWEEP_RATE_SAMPLE_EVERY,
-    SWEEP_RATE_WINDOW,
-    SWEEP_STALLED_429_LIMIT,
-)
-from ._exceptions import LeanError, RateLimitError
-from ._retry import RetryPolicy, backoff_delay
+from ._constants import SWEEP_UNREACHABLE_AFTER
+from ._exceptions import APIConnectionError, APIError, LeanError, RateLimitError
+from ._ratelimit import RateControl
+from ._retry import RetryPolicy, honoured_retry_after, requeue_delay, requeues_after_429
 from .types.payment_sources import PaymentSource
 
 __all__ = ["SweepProgress", "SweepResult", "run_sweep"]
@@ -59,8 +55,13 @@ class SweepProgress:
     ok: int = 0
     failed: int = 0
     sources: int = 0
-    in_flight: int = 0
-    concurrency: int = 0  # the effective limit, lowered under 429s
+    in_flight: int = 0  # customers being fetched (or waiting for their start)
+    # Requests the client lets into flight at once now: the sweep's concurrency, or less
+    # while the client's rate control has narrowed its window (a limit on requests in
+    # progress, or the gentle start).
+    concurrency: int = 0
+    # Request starts per second the client is paced to now; None while unpaced.
+    paced_rate: float | None = None
     rate_limited: int = 0  # 429 answers seen (each such customer is requeued, not failed)
     errors: Counter[str] = field(default_factory=Counter)  # failures by error class or code
     started_at: float | None = None
@@ -85,6 +86,7 @@ class SweepProgress:
         self.rate_limited = 0
         self.errors = Counter()
         self.concurrency = concurrency
+        self.paced_rate = None
         self.started_at = time.monotonic()
         self.finished_at = None
 
@@ -101,103 +103,33 @@ def error_kind(error: LeanError) -> str:
     return str(code) if code else type(error).__name__
 
 
-class _Congestion:
-    """How fast the sweep may go. Under 429s, like TCP: the number of requests in flight is
-    halved (once per window) and grows back by one per window of successes; the start rate
-    is paced just below the success rate the server was seen to admit, then creeps back up;
-    and the whole sweep pauses for the server's Retry-After (else a backoff delay)."""
+async def run_sweep(
+    fetch: Fetch,
+    customer_ids: Iterable[Id] | AsyncIterable[Id],
+    *,
+    concurrency: int,
+    policy: RetryPolicy,
+    control: RateControl,
+    progress: SweepProgress | None = None,
+) -> AsyncGenerator[SweepResult[Id], None]:
+    """Yield one SweepResult per input id, in completion order.
 
-    def __init__(self, ceiling: int, policy: RetryPolicy, clock: Callable[[], float]) -> None:
-        self.ceiling = ceiling
-        self.limit = ceiling
-        self.pause_until = 0.0
-        self.ready_at = 0.0  # the clock time before which no new request may start
-        self.rate: float | None = None  # starts per second once paced, else unpaced
-        self._clock = clock
-        self._policy = policy
-        self._credit = 0
-        self._consecutive_429 = 0
-        self._started = 0  # requests started so far: numbers the "windows"
-        self._decreased_at = -1
-        # (active time, successes) every SWEEP_RATE_SAMPLE_EVERY successes, "active" leaving
-        # out the pauses, over the last second: the admitted rate is estimated from them.
-        self._paused_before = 0.0  # length of the pauses that ended before the current one
-        self._pause_start = 0.0
-        self._successes = 0
-        self._samples: deque[tuple[float, int]] = deque([(clock(), 0)])
-
-    def started(self) -> int:
-        self._started += 1
-        if self.rate is not None:
-            now = self._clock()
-            self.ready_at = max(self.ready_at, now) + 1.0 / self.rate
-        return self._started
-
-    def on_success(self) -> None:
-        self._consecutive_429 = 0
-        self._successes += 1
-        if not self._successes % SWEEP_RATE_SAMPLE_EVERY:
-            self._sample()
-        if self.rate is not None:
-            self.rate += SWEEP_RATE_GROWTH  # per success: about +10% per second
-        if self.limit < self.ceiling:
-            self._credit += 1
-            if self._credit >= self.limit:  # +1 per window of `limit` successes
-                self._credit = 0
-                self.limit += 1
-
-    def _active(self, now: float) -> float:
-        """``now`` on a clock that stands still while the sweep is paused."""
-        current = min(max(now - self._pause_start, 0.0), self.pause_until - self._pause_start)
-        return now - self._paused_before - current
-
-    def _sample(self) -> None:
-        active = self._active(self._clock())
-        samples = self._samples
-        samples.append((active, self._successes))
-        # Keep one sample older than the window, as its baseline.
-        while len(samples) > 2 and samples[1][0] <= active - SWEEP_RATE_WINDOW:
-            samples.popleft()
-
-    def on_rate_limited(self, started_as: int, retry_after: float | None) -> None:
-        now = self._clock()
-        # Only one decrease per window: the other 429s of the same window were already sent.
-        if started_as > self._decreased_at:
-            self.limit = max(1, self.limit // 2)
-            self._credit = 0
-            self._decreased_at = self._started
-            admitted = self._admitted_rate(now)
-            if admitted is not None:
-                rate = admitted if self.rate is None else min(self.rate, admitted)
-                self.rate = max(rate * SWEEP_RATE_BACKOFF, SWEEP_MIN_RATE)
-        if retry_after is None:
-            retry_after = backoff_delay(self._consecutive_429, self._policy, random.random())
-        self._consecutive_429 += 1
-        until = now + retry_after
-        if until > self.pause_until:
-            if now >= self.pause_until:  # a new pause: the last one has ended
-                self._paused_before += self.pause_until - self._pause_start
-                self._pause_start = now
-            self.pause_until = until
-        self.ready_at = max(self.ready_at, self.pause_until)
-
-    def _admitted_rate(self, now: float) -> float | None:
-        """Successes per second lately, or None with too few to tell (then only the
-        pause and the lower concurrency slow the sweep down)."""
-        active = self._active(now)
-        origin = self._samples[0][0] if self._samples[0][1] == 0 else None
-        start = active - SWEEP_RATE_WINDOW
-        if origin is not None:
-            start = max(start, min(origin, active - SWEEP_MIN_RATE_WINDOW))
-        baseline = 0
-        for when, count in reversed(self._samples):
-            if when <= start:
-                baseline = count
-                break
-        recent = self._successes - baseline
-        if recent < SWEEP_MIN_RATE_SAMPLES:
-            return None
-        return recent / max(active - start, SWEEP_MIN_RATE_WINDOW)
+    ``fetch`` must raise RateLimitError on 429 without retrying it: the sweep requeues the
+    customer itself, for as long as the sweep is still making progress. Raises
+    APIConnectionError, and yields nothing more, when the first SWEEP_UNREACHABLE_AFTER
+    customers to end all failed to connect (the host is unreachable).
+    """
+    check_sweep(customer_ids, concurrency)
+    stats = progress if progress is not None else SweepProgress()
+    stats.start(concurrency)
+    run = _Run(fetch, customer_ids, concurrency, policy, control, stats)
+    try:
+        async for result in run.results():
+            yield result
+    finally:
+        stats.finished_at = time.monotonic()
+        stats.in_flight = 0
+        await run.stop()
 
 
 class _Item:
@@ -209,47 +141,25 @@ class _Item:
         self.strikes = 0  # 429s in a row with no progress of the sweep in between
 
 
+# A customer's end: its sources, or the error that ended it.
+_Outcome = tuple[_Item, "list[PaymentSource] | None", "LeanError | None"]
 _END = object()
 
 
-async def run_sweep(
-    fetch: Fetch,
-    customer_ids: Iterable[Id] | AsyncIterable[Id],
-    *,
-    concurrency: int,
-    policy: RetryPolicy,
-    progress: SweepProgress | None = None,
-) -> AsyncGenerator[SweepResult[Id], None]:
-    """Yield one SweepResult per input id, in completion order.
-
-    ``fetch`` must raise RateLimitError on 429 without retrying it: the sweep requeues the
-    customer itself, for as long as the sweep is still making progress.
-    """
-    check_sweep(customer_ids, concurrency)
-    stats = progress if progress is not None else SweepProgress()
-    stats.start(concurrency)
-    run = _Run(fetch, customer_ids, concurrency, policy, stats)
-    try:
-        async for result in run.results():
-            yield result
-    finally:
-        stats.finished_at = time.monotonic()
-        stats.in_flight = 0
-        await run.stop()
-
-
-_Job = tuple[_Item, int]  # a customer to fetch, and its number among the requests started
-# A job's outcome: its sources, or the error that ended it.
-_Outcome = tuple[_Item, int, "list[PaymentSource] | None", "LeanError | None"]
-
-
 class _Run:
-    """One sweep: ``concurrency`` worker tasks fetch, this generator hands out the work and
-    turns outcomes into results.
+    """One sweep: ``concurrency`` worker tasks take customers and fetch them; the results
+    generator yields what they finished.
 
-    A worker that has just finished takes the next customer itself when the limit allows
-    (no hand-over, no task per customer); otherwise it parks until the generator hands it
-    one. Customers taken but not yet yielded never number more than the limit plus one.
+    A worker takes its next customer itself: a requeued one whose time has come, else the
+    next id of the input (a sync input is read right there; an async one by a feeder
+    task, one id ahead). Customers taken and not yet yielded never number more than
+    ``concurrency`` plus one, plus the one id the feeder holds.
+
+    Every wait has its waker. An idle worker (nothing it may take) is woken by: a
+    requeue, the feeder's next id, the consumer making room, the end of the work, or the
+    timer it arms itself for the first requeued customer's time. The feeder is woken when
+    its id is taken or room is made; the results generator by each finished customer, a
+    worker ending, or a crash.
     """
 
     def __init__(
@@ -258,181 +168,271 @@ class _Run:
         customer_ids: Iterable[Any] | AsyncIterable[Any],
         concurrency: int,
         policy: RetryPolicy,
+        control: RateControl,
         stats: SweepProgress,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._fetch = fetch
         self._policy = policy
+        self._control = control
         self._stats = stats
-        self._control = _Congestion(concurrency, policy, self._loop.time)
-        self._next_id = _next_id(customer_ids)
-        # An async input is read by a task awaited alongside the requests, so that a slow
-        # input never holds back results that are already done.
-        self._pull = _async_puller(customer_ids)
-        self._pulling: asyncio.Task[Any] | None = None
-        self._exhausted = False
-        self._retry_queue: deque[_Item] = deque()
-        self._in_flight = 0
+        self._concurrency = concurrency
+        self._busy = 0  # customers taken by a worker and being fetched
+        self._successes = 0
         self._done: deque[_Outcome] = deque()
-        self._parked: deque[asyncio.Future[_Job | None]] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._requeued: list[tuple[float, int, _Item]] = []  # a heap by time due
+        self._requeues = 0
+        self._fed: deque[Any] = deque()  # ids the feeder read and no worker took yet
+        self._input_ended = False
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._feeder_waiting: asyncio.Future[None] | None = None
+        self._consumer: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._crashed: BaseException | None = None
+        self._next_id: Callable[[], Any] | None = None
+        self._feeder: asyncio.Task[None] | None = None
+        if isinstance(customer_ids, AsyncIterable):
+            self._feeder = self._loop.create_task(self._feed(aiter(customer_ids)))
+        else:
+            iterator = iter(customer_ids)
+            self._next_id = lambda: next(iterator, _END)
+        self._live = concurrency
         self._workers = [self._loop.create_task(self._work()) for _ in range(concurrency)]
-        for worker in self._workers:
-            worker.add_done_callback(self._worker_ended)
 
-    def _wake(self, _: object = None) -> None:
-        waiter = self._waiter
+    # -- waking ------------------------------------------------------------------------
+
+    def _wake_consumer(self) -> None:
+        consumer = self._consumer
+        if consumer is not None and not consumer.done():
+            consumer.set_result(None)
+
+    def _wake_idle(self, every: bool = False) -> None:
+        idle = self._idle
+        while idle:
+            waiter = idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if not every:
+                    return
+
+    def _wake_feeder(self) -> None:
+        waiter = self._feeder_waiting
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _worker_ended(self, worker: asyncio.Task[None]) -> None:
-        if not worker.cancelled() and worker.exception() is not None:
-            self._crashed = worker.exception()  # not a LeanError: a bug, or the input failed
-            self._wake()
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake_idle()
 
-    def _take(self, slack: int) -> _Job | None:
-        """The next customer to fetch, if the limit, a pause and the input allow one."""
-        control = self._control
-        if self._in_flight + len(self._done) >= control.limit + slack:
+    def _crash(self, error: BaseException) -> None:
+        """Not a LeanError: a bug, or the input failed. The results generator raises it."""
+        if self._crashed is None:
+            self._crashed = error
+        self._wake_consumer()
+
+    # -- the workers -------------------------------------------------------------------
+
+    def _has_room(self, slack: int = 0) -> bool:
+        return self._busy + len(self._done) < self._concurrency + slack
+
+    def _take(self, slack: int = 0) -> _Item | None:
+        """The next customer for a worker, or None when there is none it may take now.
+        A worker that has just finished takes with a ``slack`` of one: it goes on with
+        the next customer itself, without waiting for the results generator to yield its
+        last one (a hand-over per customer would cost more than the rest of the sweep)."""
+        if self._busy + len(self._done) >= self._concurrency + slack:
             return None
-        if control.ready_at and self._loop.time() < control.ready_at:
-            return None
-        if self._retry_queue:
-            item = self._retry_queue.popleft()
-        elif self._exhausted:
-            return None
-        else:
-            if self._pull is None:
-                customer_id = self._next_id()
-            else:
-                pulling = self._pulling
-                if pulling is None:
-                    self._pulling = pulling = self._loop.create_task(self._pull())
-                    pulling.add_done_callback(self._wake)
-                if not pulling.done():
-                    return None
-                self._pulling = None
-                customer_id = pulling.result()
-            if customer_id is _END:
-                self._exhausted = True
+        requeued = self._requeued
+        if requeued and requeued[0][0] <= time.monotonic():
+            return heapq.heappop(requeued)[2]
+        if self._next_id is not None:  # a sync input, read here
+            if self._input_ended:
                 return None
-            item = _Item(customer_id, self._stats.ok)
-        self._in_flight += 1
-        return item, control.started()
+            customer_id = self._next_id()
+            if customer_id is _END:
+                self._input_ended = True
+                return None
+        elif self._fed:
+            customer_id = self._fed.popleft()
+            self._wake_feeder()
+        else:
+            return None
+        return _Item(customer_id, self._successes)
+
+    def _finished(self) -> bool:
+        """No customer left: the input is read, none is requeued, none is being fetched."""
+        return self._input_ended and not self._fed and not self._requeued and self._busy == 0
+
+    async def _idle_until_woken(self) -> None:
+        requeued = self._requeued
+        if requeued and self._has_room():
+            # Nobody else would wake this worker when the first requeued customer is due.
+            due = requeued[0][0]
+            if self._timer is None or due < self._timer_at:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer_at = due
+                self._timer = self._loop.call_later(
+                    max(due - time.monotonic(), 0.0), self._on_timer
+                )
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._idle.append(waiter)
+        await waiter
 
     async def _work(self) -> None:
-        job: _Job | None = None
-        while True:
-            if job is None:
-                parked: asyncio.Future[_Job | None] = self._loop.create_future()
-                self._parked.append(parked)
-                self._wake()  # the generator may be waiting for an idle worker
-                job = await parked
-                if job is None:
-                    return
-            item, started_as = job
-            try:
-                sources = await self._fetch(item.customer_id)
-                outcome: _Outcome = (item, started_as, sources, None)
-            except LeanError as error:
-                outcome = (item, started_as, None, error)
-            self._in_flight -= 1
-            self._done.append(outcome)
-            self._wake()
-            # Only a sync input is read here; an async one is read by its own task.
-            job = self._take(slack=1) if self._pull is None else None
+        slack = 0
+        try:
+            while True:
+                item = self._take(slack)
+                slack = 0
+                if item is None:
+                    if self._finished():
+                        return
+                    await self._idle_until_woken()
+                    continue
+                if self._idle and self._more_to_take():
+                    self._wake_idle()  # one wake-up may have made room for several
+                self._busy += 1
+                try:
+                    sources = await self._fetch(item.customer_id)
+                except RateLimitError as error:
+                    outcome = self._turned_away(item, error)
+                except LeanError as error:
+                    outcome = (item, None, error)
+                else:
+                    self._successes += 1
+                    outcome = (item, sources, None)
+                finally:
+                    self._busy -= 1
+                if outcome is not None:
+                    self._done.append(outcome)
+                    self._wake_consumer()
+                if self._finished():
+                    self._wake_idle(every=True)  # the end: every idle worker returns
+                slack = 1
+        except Exception as error:  # not a LeanError: handed to the results generator
+            self._crash(error)
+        finally:
+            self._live -= 1
+            self._wake_consumer()
 
-    def _hand_out(self) -> None:
-        while self._parked:
-            job = self._take(slack=0)
-            if job is None:
-                return
-            self._parked.popleft().set_result(job)
+    def _more_to_take(self) -> bool:
+        requeued = self._requeued
+        return self._has_room() and bool(
+            self._fed
+            or (requeued and requeued[0][0] <= time.monotonic())
+            or (self._next_id is not None and not self._input_ended)
+        )
+
+    def _turned_away(self, item: _Item, error: RateLimitError) -> _Outcome | None:
+        """A 429: the customer goes back in the queue (None), or fails (its outcome)."""
+        self._stats.rate_limited += 1
+        if self._successes > item.progress_mark:
+            item.strikes = 0
+        item.strikes += 1
+        item.progress_mark = self._successes
+        if not requeues_after_429(error.retry_after, item.strikes, self._policy):
+            return item, None, error
+        delay = requeue_delay(
+            honoured_retry_after(error.retry_after, self._policy),
+            item.strikes,
+            self._policy,
+            random.random(),
+        )
+        self._requeues += 1
+        heapq.heappush(self._requeued, (time.monotonic() + delay, self._requeues, item))
+        self._wake_idle()
+        return None
+
+    async def _feed(self, source: AsyncIterator[Any]) -> None:
+        """Reads an async input, one id ahead of the workers, while there is room."""
+        try:
+            while True:
+                while self._fed or not self._has_room():
+                    self._feeder_waiting = self._loop.create_future()
+                    await self._feeder_waiting
+                try:
+                    customer_id = await anext(source)
+                except StopAsyncIteration:
+                    return
+                self._fed.append(customer_id)
+                self._wake_idle()
+        except Exception as error:  # the input failed: the sweep ends with its error
+            self._crash(error)
+        finally:
+            self._input_ended = True
+            self._wake_idle(every=True)
+
+    # -- the results ---------------------------------------------------------------------
 
     async def results(self) -> AsyncGenerator[SweepResult[Any], None]:
-        stats, control, policy = self._stats, self._control, self._policy
+        stats, control = self._stats, self._control
+        done = self._done
+        held: list[_Outcome] = []  # connection failures while the API never answered
+        answered = False
         while True:
-            self._hand_out()
             if self._crashed is not None:
                 raise self._crashed
-            stats.in_flight = self._in_flight
-            stats.concurrency = control.limit
-            if self._done:
-                item, started_as, sources, error = self._done.popleft()
-                if sources is not None:
-                    control.on_success()
-                    stats.done += 1
-                    stats.ok += 1
-                    stats.sources += len(sources)
-                    yield SweepResult(item.customer_id, sources, None)
-                    continue
-                assert error is not None
-                if isinstance(error, RateLimitError):
-                    # Every 429 slows the sweep down, whether or not the customer goes back.
-                    stats.rate_limited += 1
-                    honoured = error.retry_after
-                    if honoured is not None and honoured > policy.max_retry_after:
-                        honoured = None  # that customer fails; the sweep only backs off
-                    control.on_rate_limited(started_as, honoured)
-                    if _requeue(item, error, stats.ok, policy):
-                        self._retry_queue.append(item)
-                        continue
-                stats.done += 1
-                stats.failed += 1
-                stats.errors[error_kind(error)] += 1
-                yield SweepResult(item.customer_id, None, error)
+            if not done:
+                if self._live == 0:
+                    for outcome in held:
+                        yield self._result(outcome)
+                    return
+                self._consumer = self._loop.create_future()
+                await self._consumer
                 continue
-            waiting_for_input = self._pulling is not None
-            if (
-                self._exhausted
-                and not self._retry_queue
-                and self._in_flight == 0
-                and not waiting_for_input
-            ):
-                return
-            await self._wait()
+            outcome = done.popleft()
+            if self._idle:
+                self._wake_idle()  # room for one more customer
+            self._wake_feeder()
+            stats.in_flight = self._busy
+            stats.concurrency = min(self._concurrency, control.window)
+            stats.paced_rate = control.rate
+            if not answered:
+                error = outcome[2]
+                if isinstance(error, APIConnectionError):
+                    held.append(outcome)
+                    if len(held) >= SWEEP_UNREACHABLE_AFTER:
+                        raise _unreachable(len(held), error)
+                    continue
+                if error is None or isinstance(error, APIError):
+                    answered = True
+                    for earlier in held:
+                        yield self._result(earlier)
+                    held.clear()
+            yield self._result(outcome)
 
-    async def _wait(self) -> None:
-        """Until a worker finishes, the input gives an id, or a pause ends."""
-        waiter = self._waiter = self._loop.create_future()
-        timer = None
-        if (
-            self._parked
-            and self._in_flight + len(self._done) < self._control.limit
-            and (self._retry_queue or (not self._exhausted and self._pulling is None))
-        ):
-            # Idle workers and work for them: only a pause (or pacing) holds them back. The
-            # timer is set even if that pause has just ended (the clock moved on since it
-            # was checked), or nothing would ever wake this generator again.
-            ready_at = max(self._control.ready_at, self._loop.time())
-            timer = self._loop.call_at(ready_at, self._wake)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if timer is not None:
-                timer.cancel()
+    def _result(self, outcome: _Outcome) -> SweepResult[Any]:
+        item, sources, error = outcome
+        stats = self._stats
+        stats.done += 1
+        if sources is not None:
+            stats.ok += 1
+            stats.sources += len(sources)
+            return SweepResult(item.customer_id, sources, None)
+        assert error is not None
+        stats.failed += 1
+        stats.errors[error_kind(error)] += 1
+        return SweepResult(item.customer_id, None, error)
 
     async def stop(self) -> None:
-        """Cancel what is in flight and wait until every worker has ended."""
+        """Cancel what is in flight and wait until every task has ended."""
+        if self._timer is not None:
+            self._timer.cancel()
         unfinished: list[asyncio.Future[Any]] = [*self._workers]
-        if self._pulling is not None:
-            unfinished.append(self._pulling)
+        if self._feeder is not None:
+            unfinished.append(self._feeder)
         for future in unfinished:
             future.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
 
 
-def _requeue(item: _Item, error: RateLimitError, successes: int, policy: RetryPolicy) -> bool:
-    """Whether a customer turned away with 429 goes back in the queue (else it fails)."""
-    if error.retry_after is not None and error.retry_after > policy.max_retry_after:
-        return False
-    if successes > item.progress_mark:
-        item.strikes = 0
-    item.strikes += 1
-    item.progress_mark = successes
-    return item.strikes < SWEEP_STALLED_429_LIMIT
+def _unreachable(count: int, last: APIConnectionError) -> APIConnectionError:
+    return APIConnectionError(
+        f"the API is unreachable: the first {count} customers all failed to connect and "
+        f"none got an answer; the last: {last}"
+    )
 
 
 def check_sweep(customer_ids: object, concurrency: object) -> None:
@@ -443,28 +443,3 @@ def check_sweep(customer_ids: object, concurrency: object) -> None:
         raise TypeError("customer_ids must be an iterable of ids, not a single string")
     if not isinstance(customer_ids, (Iterable, AsyncIterable)):
         raise TypeError(f"customer_ids must be an iterable of ids, got {customer_ids!r:.80}")
-
-
-def _next_id(customer_ids: Iterable[Any] | AsyncIterable[Any]) -> Callable[[], Any]:
-    """The next id of a sync iterable, _END when done (unused for an async one)."""
-    if isinstance(customer_ids, AsyncIterable):
-        return lambda: _END
-    iterator = iter(customer_ids)
-    return lambda: next(iterator, _END)
-
-
-def _async_puller(
-    customer_ids: Iterable[Any] | AsyncIterable[Any],
-) -> Callable[[], Coroutine[Any, Any, Any]] | None:
-    """An awaitable "next id" of an async iterable, _END when done; None for a sync one."""
-    if not isinstance(customer_ids, AsyncIterable):
-        return None
-    iterator = aiter(customer_ids)
-
-    async def pull() -> Any:
-        try:
-            return await anext(iterator)
-        except StopAsyncIteration:
-            return _END
-
-    return pull

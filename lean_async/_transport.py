@@ -32,8 +32,8 @@ from ._exceptions import (
     ResponseTooLargeError,
     error_from_response,
 )
-from ._ratelimit import RateLimiter
-from ._retry import RetryPolicy, give_up, parse_retry_after, retry_waits
+from ._ratelimit import RateControl
+from ._retry import RATE_LIMITED, RetryPolicy, give_up, parse_retry_after, retry_waits
 from ._version import __version__
 from .types.payment_sources import AccessToken, decode_access_token
 
@@ -52,6 +52,7 @@ class _Call:
     __slots__ = (
         "attempts",
         "authenticated",
+        "background",
         "body",
         "content_type",
         "decode",
@@ -74,6 +75,7 @@ class _Call:
         content_type: str | None,
         missing_ok: bool,
         authenticated: bool = True,
+        background: bool = False,
     ) -> None:
         self.method = method
         self.url = url
@@ -85,6 +87,8 @@ class _Call:
         self.missing_ok = missing_ok
         # False for the token request itself, which carries the client credentials instead.
         self.authenticated = authenticated
+        # A sweep's request: it waits behind the application's own calls for a start.
+        self.background = background
         self.maybe_delivered = False
         self.refreshed = False
         self.attempts = 0
@@ -105,7 +109,7 @@ class Transport:
         max_response_bytes: int,
         session: aiohttp.ClientSession | None,
         ssl: ssl_module.SSLContext | bool | None,
-        rate_limiter: RateLimiter | None,
+        rate_control: RateControl,
     ) -> None:
         self.base_url = base_url
         # Parsed once: each call only swaps the path in (yarl parses a whole URL string
@@ -120,7 +124,7 @@ class Transport:
         self._max_response_bytes = max_response_bytes
         self._session = session
         self._owns_session = session is None
-        self.rate_limiter = rate_limiter
+        self.rate_control = rate_control
         self._closed = False
         self._base_headers: Headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         # The token a call needs is fetched within that call's attempt, once: the call's own
@@ -211,11 +215,13 @@ class Transport:
         json_body: bytes | None = None,
         missing_ok_after_retry: bool = False,
         retry_rate_limited: bool = True,
+        background: bool = False,
     ) -> T:
         """Send ``method path`` with retries; ``decode(status, body)`` makes the result.
 
         ``path`` is already percent-encoded; ``params`` become the query string, every
         name and value percent-encoded (a ``+`` in a timestamp stays a ``+``).
+        A ``background`` call (a sweep's) lets the application's own calls start first.
         """
         if params:
             query = urlencode(params, quote_via=quote, safe="")
@@ -237,6 +243,7 @@ class Transport:
             json_body,
             "application/json" if json_body is not None else None,
             missing_ok_after_retry,
+            background=background,
         )
         # The first attempt runs outside backoff, whose bookkeeping costs more per call than
         # the rest of this method: most calls succeed at once. A failure is handed over to
@@ -255,14 +262,28 @@ class Transport:
         if failed is not None:
             raise failed
         call.attempts += 1
-        if self.rate_limiter is not None:
-            await self.rate_limiter.acquire()
         session = self.session
-        headers = await self._auth.headers() if call.authenticated else self._base_headers
-        send_headers: Headers = headers
-        if call.content_type is not None:
-            send_headers = {**headers, "Content-Type": call.content_type}
-        status, response_headers, body, reason = await self._exchange(session, call, send_headers)
+        if not call.authenticated:  # the token request, made within a call's start
+            status, response_headers, body, reason = await self._exchange(
+                session, call, self._with_content_type(call, self._base_headers)
+            )
+        else:
+            # Every request to the API starts when the client's rate control allows, and
+            # tells it how the server answered.
+            control = self.rate_control
+            ticket = control.try_start(call.background) or await control.acquire(call.background)
+            try:
+                headers = await self._auth.headers()
+                status, response_headers, body, reason = await self._exchange(
+                    session, call, self._with_content_type(call, headers)
+                )
+            except BaseException:
+                control.no_answer(ticket)
+                raise
+            if status == RATE_LIMITED:
+                control.rate_limited(ticket, _retry_after(response_headers))
+            else:
+                control.answered(ticket)
         if 200 <= status < 300:
             return call.decode(status, body)
         if status == 401 and call.authenticated and self._auth.refreshable and not call.refreshed:
@@ -276,10 +297,19 @@ class Transport:
             return call.decode(status, b"")
         if status >= 500:
             call.maybe_delivered = True
-        retry_after = parse_retry_after(response_headers.get("Retry-After"), time.time())
         raise error_from_response(
-            status, response_headers, body, reason=reason, retry_after=retry_after
+            status,
+            response_headers,
+            body,
+            reason=reason,
+            retry_after=_retry_after(response_headers),
         )
+
+    @staticmethod
+    def _with_content_type(call: _Call, headers: Headers) -> Headers:
+        if call.content_type is None:
+            return headers
+        return {**headers, "Content-Type": call.content_type}
 
     async def _exchange(
         self, session: aiohttp.ClientSession, call: _Call, headers: Headers
@@ -389,6 +419,10 @@ class Transport:
 
 def _decode_token(status: int, body: bytes) -> AccessToken:
     return decode_access_token(body)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    return parse_retry_after(headers.get("Retry-After"), time.time())
 
 
 def _elapsed_ms(started: float) -> float:

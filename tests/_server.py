@@ -4,13 +4,14 @@ what the server saw (headers, bodies, counts, arrival times, concurrency, client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
 import ssl
 import struct
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,3 +315,19 @@ class RawServer:
         finally:
             self._tasks.discard(task)
             writer.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def serve_route(path: str, handler: Answer) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 answering GET ``path`` (a route pattern) with ``handler``;
+    yields its base URL. Requests in flight are cancelled when it stops."""
+    app = web.Application()
+    app.router.add_get(path, handler)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

@@ -11,7 +11,7 @@ pytest.importorskip("orjson")
 pytest.importorskip("pydantic")
 pytest.importorskip("httpx")
 
-from benchmarks import decode, importtime, memory, sweep, webhooks
+from benchmarks import decode, importtime, memory, ratelimit, sweep, webhooks
 
 
 def test_decode_benchmark_compares_every_decoder_at_every_size() -> None:
@@ -67,3 +67,12 @@ def test_the_webhook_section_replaces_its_old_self_and_leaves_the_rest(tmp_path:
     assert text.startswith("# Benchmark results\n\nother sections\n")
     assert "second" in text and "first" not in text
     assert webhooks.saved_section(results).strip().endswith(webhooks.SECTION_END)
+
+
+def test_ratelimit_benchmark_sweeps_each_limit_untold_and_told_and_nothing_hangs() -> None:
+    cases = [ratelimit.CASES[0], ratelimit.CASES[3]]  # a token bucket, an in-flight limit
+    runs = ratelimit.run(seconds=1.0, cases=cases, log=str)
+    assert len(runs) == len(cases) * 4  # with and without Retry-After, untold and told
+    assert all(r["exactly_once"] and r["all_ok"] and not r["hung"] for r in runs)
+    rows = ratelimit.summarize(runs)
+    assert [row[0] for row in rows] == [c.name for c in cases for _ in range(2)]

@@ -11,9 +11,12 @@ import os
 import pty
 import re
 import signal
+import socket
 import struct
 import sys
 import termios
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -33,7 +36,7 @@ from _cli import (
 )
 
 from lean_async import SweepProgress, decode_payment_sources
-from lean_async._cli.report import ProgressBar
+from lean_async._cli.report import ProgressBar, postfix
 from lean_async.testing import FakeLean, Faults
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,6 +52,13 @@ NO_TQDM = (
     "-c",
     "import sys; sys.modules['tqdm'] = None; from lean_async.cli import main; sys.exit(main())",
 )
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -262,6 +272,42 @@ async def test_refused_credentials_stop_the_sweep_without_writing_failed_lines(
     assert "Traceback" not in ran.stderr
 
 
+@pytest.mark.parametrize(
+    ("where", "flags"),
+    [
+        ("connection refused", ("--base-url", "http://127.0.0.1:{closed}")),
+        (
+            "token endpoint down",
+            ("--base-url", "{url}", "--auth-url", "http://127.0.0.1:{closed}/oauth2/token"),
+        ),
+    ],
+)
+async def test_an_unreachable_api_stops_the_sweep_early_with_one_error_and_exit_1(
+    server: FakeLean, tmp_path: Path, where: str, flags: tuple[str, ...]
+) -> None:
+    ids = write_ids(tmp_path / "ids.txt", [str(uuid.UUID(int=n, version=4)) for n in range(500)])
+    out = tmp_path / "out.jsonl"
+    closed = unused_port()
+    env = app_token_env(server)
+    if "token" in where:
+        env = clean_env(LEAN_CLIENT_ID="id", LEAN_CLIENT_SECRET="secret")
+    args = [flag.format(closed=closed, url=server.url) for flag in flags]
+    started = time.monotonic()
+    ran = await run_cli("sweep", str(ids), "-o", str(out), "--max-retries", "1", *args, env=env)
+    assert time.monotonic() - started < 30  # not one failure line per customer
+    assert ran.status == 1
+    assert "the API is unreachable" in ran.stderr and "--resume" in ran.stderr
+    assert out.read_bytes() == b""  # --resume will try every customer again
+    assert "Traceback" not in ran.stderr
+
+
+def test_the_progress_bar_shows_the_paced_rate_and_the_requests_allowed_in_flight() -> None:
+    progress = SweepProgress(failed=2, sources=40, concurrency=9, paced_rate=142.4)
+    assert postfix(progress) == "2 failed, 40 sources, paced 142/s, 9 in flight max"
+    progress.paced_rate = None
+    assert "unpaced" in postfix(progress)
+
+
 async def test_a_client_id_flag_takes_its_secret_from_the_environment(
     server: FakeLean, ids_file: Path
 ) -> None:
@@ -354,7 +400,10 @@ async def test_without_tqdm_a_terminal_shows_a_plain_status_line_instead_of_the_
     assert BAR not in ran.stderr
     assert len(read_lines(ran.stdout)) == 30
     # A plain status line instead, cleared at the end.
-    assert re.search(r"\r\d+/30 customers, 0 failed, \d+ sources, \d+/s", ran.stderr)
+    assert re.search(
+        r"\r\d+/30 customers, 0 failed, \d+ sources, (un)?paced[ \d/s]*, \d+ in flight max, \d+/s",
+        ran.stderr,
+    )
     assert screen(ran.stderr)[0].startswith("30 customers (30 ok, 0 failed)")
 
 

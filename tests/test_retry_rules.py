@@ -22,6 +22,9 @@ from lean_async._retry import (
     backoff_delay,
     give_up,
     parse_retry_after,
+    pause_after_429,
+    requeue_delay,
+    requeues_after_429,
     retry_waits,
     should_retry,
 )
@@ -170,3 +173,43 @@ def test_retry_waits_use_retry_after_when_the_server_sent_one() -> None:
 def test_retry_policy_rejects_bad_values(options: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**options)  # type: ignore[arg-type]
+
+
+# (retry_after, refusing events in a row) -> the pause of every start (rand = 0).
+PAUSES = [
+    (None, 0, 0.0),  # still admitting most: the cut pace is enough
+    (30.0, 0, 0.0),
+    (None, 1, 0.5),  # refusing: backoff, growing
+    (None, 2, 1.0),
+    (None, 5, 5.0),
+    (1.0, 1, 0.5),  # a per-second limit's whole-second rounding: backoff instead
+    (2.5, 1, 2.5),  # longer: every start waits it out
+    (61.0, 1, 0.5),  # beyond max_retry_after: not waited out
+]
+
+
+@pytest.mark.parametrize(("retry_after", "refusing", "pause"), PAUSES)
+def test_pause_after_429_follows_the_table(
+    retry_after: float | None, refusing: int, pause: float
+) -> None:
+    assert pause_after_429(retry_after, refusing, POLICY, 0.0) == pause
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "strikes", "delay"),
+    [(None, 1, 0.5), (None, 2, 1.0), (0.0, 1, 0.5), (3.0, 1, 3.0), (0.2, 2, 1.0)],
+)
+def test_a_requeued_customer_waits_its_backoff_or_a_longer_retry_after(
+    retry_after: float | None, strikes: int, delay: float
+) -> None:
+    assert requeue_delay(retry_after, strikes, POLICY, 0.0) == delay
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "strikes", "requeued"),
+    [(None, 1, True), (None, 2, True), (None, 3, False), (60.0, 1, True), (61.0, 1, False)],
+)
+def test_a_customer_is_requeued_until_its_third_429_in_a_row_or_a_too_long_retry_after(
+    retry_after: float | None, strikes: int, requeued: bool
+) -> None:
+    assert requeues_after_429(retry_after, strikes, POLICY) is requeued

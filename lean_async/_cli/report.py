@@ -17,7 +17,15 @@ from .._sweep import SweepProgress
 from . import PROG
 from .output import Written
 
-__all__ = ["ProgressBar", "RetryNotices", "RetryTally", "configure_logging", "say", "summary"]
+__all__ = [
+    "ProgressBar",
+    "RetryNotices",
+    "RetryTally",
+    "configure_logging",
+    "postfix",
+    "say",
+    "summary",
+]
 
 _BAR_INTERVAL = 0.2  # seconds between redraws
 
@@ -73,9 +81,7 @@ class ProgressBar:
         if now - self._redrawn >= _BAR_INTERVAL:
             self._redrawn = now
             if bar is not None:
-                bar.set_postfix_str(
-                    f"{progress.failed} failed, {progress.sources} sources", refresh=False
-                )
+                bar.set_postfix_str(postfix(progress), refresh=False)
             else:
                 self._draw_status()
 
@@ -84,10 +90,7 @@ class ProgressBar:
         if progress is None:
             return
         of = f"/{self._total:,}" if self._total is not None else ""
-        status = (
-            f"{progress.done:,}{of} customers, {progress.failed:,} failed, "
-            f"{progress.sources:,} sources, {progress.rate:,.0f}/s"
-        )
+        status = f"{progress.done:,}{of} customers, {postfix(progress)}, {progress.rate:,.0f}/s"
         # Within one row: a wrapped line could not be redrawn in place.
         try:
             width = os.get_terminal_size(self._stream.fileno()).columns - 1
@@ -157,6 +160,15 @@ class RetryNotices(logging.Handler):
 
 
 _MAX_NOTICES = 10
+
+
+def postfix(progress: SweepProgress) -> str:
+    """The bar's tail: failures, sources, and what the client's rate control allows now."""
+    pace = "unpaced" if progress.paced_rate is None else f"paced {progress.paced_rate:.0f}/s"
+    return (
+        f"{progress.failed} failed, {progress.sources} sources, {pace}, "
+        f"{progress.concurrency} in flight max"
+    )
 
 
 class RetryTally(logging.Handler):

@@ -20,7 +20,7 @@ from typing import Any
 
 from .._client import LeanClient
 from .._constants import DEFAULT_CUSTOMER_PAGE_SIZE, DEFAULT_SWEEP_CONCURRENCY
-from .._exceptions import AuthenticationError, LeanError
+from .._exceptions import APIConnectionError, AuthenticationError, LeanError
 from .._paging import Pager
 from .._sweep import SweepProgress, SweepResult, error_kind
 from ..types.customers import Customer
@@ -40,9 +40,9 @@ header, and with other columns, as in sweep's own CSV, the ids come from that on
 --all-customers lists every customer of the application from Lean, page by page, and
 writes one JSON line per customer, or CSV rows, as results come (in completion order, not
 input order). A progress bar and a summary go to stderr. Exit status: 0 when every
-customer in the output succeeded, 1 when some failed (their lines say why), 2 for a usage
-error, 3 when the output could not be written (a full disk: it holds every customer
-before, --resume continues), 130 after Ctrl-C.
+customer in the output succeeded, 1 when some failed (their lines say why) or the API
+could not be reached, 2 for a usage error, 3 when the output could not be written (a full
+disk: it holds every customer before, --resume continues), 130 after Ctrl-C.
 """
 
 EPILOG = """\
@@ -206,8 +206,9 @@ async def sweep_into(
     raw: bool = False,
 ) -> SweepProgress:
     """Sweep ``customer_ids`` into ``output``, then print the summary on stderr (also when
-    stopped). Refused credentials stop the sweep: every customer would fail alike, and
-    their lines would make ``--resume`` skip them."""
+    stopped). Refused credentials stop the sweep, and so does an API the sweep finds
+    unreachable: every customer would fail alike, and their lines would make ``--resume``
+    skip them."""
     progress = SweepProgress()
     finished = False
     with RetryTally() as retries:
@@ -227,6 +228,8 @@ async def sweep_into(
                             _not_written(progress, result)
                             raise
                         bar.advance(progress)
+                except APIConnectionError as error:  # the sweep found the API unreachable
+                    raise _unreachable(error, output) from None
                 finally:
                     await sweep.aclose()
             finished = True
@@ -255,6 +258,13 @@ def _not_written(progress: SweepProgress, result: SweepResult[str]) -> None:
 def _refused(error: AuthenticationError, output: Output) -> CommandError:
     again = " with --resume" if output.name != "stdout" else ""
     return CommandError(f"the credentials were refused ({error}); fix them and run again{again}")
+
+
+def _unreachable(error: APIConnectionError, output: Output) -> CommandError:
+    again = " with --resume" if output.name != "stdout" else ""
+    return CommandError(
+        f"{error}; check --base-url, --auth-url and the network, then run again{again}"
+    )
 
 
 def _resuming_note(name: str, earlier: Written) -> None:

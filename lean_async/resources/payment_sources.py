@@ -91,7 +91,9 @@ class PaymentSources:
         # The sweep handles 429s itself: it slows down and requeues the customer. A plain
         # function returning the request's coroutine: one frame less per customer.
         path = _list_path(customer_id)
-        return self._transport.request("GET", path, _decode_list, retry_rate_limited=False)
+        return self._transport.request(
+            "GET", path, _decode_list, retry_rate_limited=False, background=True
+        )
 
     def sweep(
         self,
@@ -108,10 +110,14 @@ class PaymentSources:
         lazily, about ``concurrency`` ids ahead of what has been yielded; each result's
         ``customer_id`` is the input as given. An input that raises (a customer page
         that failed) ends the sweep with that error. At most ``concurrency``
-        requests are in flight; on 429 the sweep lowers that number, waits out
-        Retry-After and requeues the customer. Failures (after the client's retries,
+        requests are in flight, started as the client's rate control allows (it learns
+        the server's limit from 429s, shared with the client's other calls, which go
+        first); a customer turned away with 429 is requeued, after its Retry-After.
+        Failures (after the client's retries,
         including invalid ids) become results with ``error`` set; they never end the
-        sweep. Pass a ``SweepProgress`` to watch counters while it runs. Leaving the
+        sweep, except when the API cannot be reached at all: then the sweep raises
+        ``APIConnectionError`` after its first few customers. Pass a ``SweepProgress``
+        to watch counters while it runs. Leaving the
         loop early cancels what is in flight: wrap the sweep in
         ``contextlib.aclosing()`` to make that clean-up deterministic.
         """
@@ -132,10 +138,12 @@ class PaymentSources:
         return self._sweep_with(fetch, customer_ids, concurrency, progress)
 
     def _list_raw_for_sweep(
-        self, customer_id: IdLike
+        self, customer_id: CustomerLike
     ) -> Coroutine[Any, Any, builtins.list[msgspec.Raw]]:
-        path = _list_path(validate_id(customer_id, "customer_id"))
-        return self._transport.request("GET", path, _decode_raw_list, retry_rate_limited=False)
+        path = _list_path(customer_id)
+        return self._transport.request(
+            "GET", path, _decode_raw_list, retry_rate_limited=False, background=True
+        )
 
     def _sweep_with(
         self,
@@ -150,6 +158,7 @@ class PaymentSources:
             customer_ids,
             concurrency=concurrency,
             policy=self._transport.retry,
+            control=self._transport.rate_control,
             progress=progress,
         )
 
