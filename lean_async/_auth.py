@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,11 +16,14 @@ from ._constants import (
     ENV_APP_TOKEN,
     ENV_CLIENT_ID,
     ENV_CLIENT_SECRET,
+    LOGGER_NAME,
     TOKEN_REFRESH_FRACTION,
     TOKEN_REFRESH_MAX_MARGIN,
 )
 from ._exceptions import ClientClosedError, ConfigurationError
 from .types.payment_sources import AccessToken
+
+logger = logging.getLogger(LOGGER_NAME)
 
 Headers = Mapping[str, str]
 FetchToken = Callable[[str], Awaitable[AccessToken]]
@@ -162,6 +166,8 @@ class ClientCredentialsAuth:
         if headers is not None and self._clock() < self._refresh_at:
             return headers
         if self._inflight is None:
+            if headers is not None:  # not the first token, nor one a 401 dropped (logged)
+                logger.info("refreshing the access token shortly before it expires")
             task = asyncio.ensure_future(self._refresh())
             task.add_done_callback(self._forget_inflight)
             self._inflight = task

@@ -28,7 +28,7 @@ from ._constants import (
     REGIONS,
 )
 from ._exceptions import ConfigurationError
-from ._ids import IdLike, validate_id
+from ._ids import CustomerLike, validate_customer_id
 from ._ratelimit import RateControl, check_rate
 from ._retry import RetryPolicy
 from ._transport import Transport
@@ -137,10 +137,11 @@ class LeanClient:
     def closed(self) -> bool:
         return self._transport.closed
 
-    async def customer_token(self, customer_id: IdLike) -> AccessToken:
-        """Mint an access token scoped to one customer (``scope=customer.<id>``), to hand
-        to the front-end LinkSDK. Needs client credentials; the token is not cached."""
-        customer = validate_id(customer_id, "customer_id")
+    async def customer_token(self, customer_id: CustomerLike) -> AccessToken:
+        """Mint an access token scoped to one customer (``scope=customer.<id>``; a
+        ``Customer`` stands for its id), to hand to the front-end LinkSDK. Needs client
+        credentials; the token is not cached."""
+        customer = validate_customer_id(customer_id)
         if self._auth_scheme != "client_credentials":
             raise ConfigurationError(
                 "customer_token() needs client_id= and client_secret= credentials"

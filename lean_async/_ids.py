@@ -8,12 +8,15 @@ from urllib.parse import quote
 
 from ._constants import APP_USER_ID_MAX_LENGTH
 from ._exceptions import InvalidIdError
+from .types.customers import Customer
 
 # Only the canonical hyphenated form: uuid.UUID() also takes braces, "urn:uuid:" and
 # 32 bare hex digits, none of which Lean's paths accept.
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 IdLike = str | uuid.UUID
+# A customer's id, or the Customer itself (e.g. from client.customers.list()).
+CustomerLike = IdLike | Customer
 
 
 def validate_id(value: object, name: str) -> str:
@@ -28,6 +31,15 @@ def validate_id(value: object, name: str) -> str:
     raise InvalidIdError(
         f"{name} must be a UUID such as 6db94cb7-3a02-4a57-a03a-e2a92ce86406, got {value!r:.80}"
     )
+
+
+def validate_customer_id(value: object) -> str:
+    """A customer's id as it goes into a path or a scope; a ``Customer`` stands for its
+    ``customer_id``. InvalidIdError for anything else that is not a UUID."""
+    # The str test first: isinstance() against a msgspec struct class costs 0.15 µs.
+    if not isinstance(value, str) and isinstance(value, Customer):
+        value = value.customer_id
+    return validate_id(value, "customer_id")
 
 
 def validate_app_user_id(value: object) -> str:

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from _cli import (
     app_token_env,
@@ -18,6 +19,7 @@ from _cli import (
     run_cli_on_terminal,
 )
 
+from lean_async import PaymentDestination
 from lean_async.testing import FakeLean, Faults
 
 pytestmark = pytest.mark.timeout(90)
@@ -116,6 +118,33 @@ async def test_destinations_list_and_get(server: FakeLean) -> None:
     owner = server.customer_ids[0]
     own = await run_cli("destinations", "list", "--customer", owner, *_at(server), env=env)
     assert [d["customer_id"] for d in json.loads(own.stdout)] == [owner]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("list",), ("list", "--customer", "OWNER"), ("get", "DESTINATION")],
+    ids=["list", "list --customer", "get"],
+)
+async def test_destinations_mask_shows_account_numbers_and_ibans_by_their_last_four_only(
+    server: FakeLean, args: tuple[str, ...]
+) -> None:
+    owner, destination = server.customer_ids[0], server.data.destinations[0]
+    argv = [{"OWNER": owner, "DESTINATION": destination}.get(arg, arg) for arg in args]
+    env = app_token_env(server)
+    full = await run_cli("destinations", *argv, "--compact", *_at(server), env=env)
+    masked = await run_cli("destinations", *argv, "--compact", "--mask", *_at(server), env=env)
+    assert full.status == masked.status == 0, full.stderr + masked.stderr
+    type_ = PaymentDestination if args[0] == "get" else list[PaymentDestination]
+    shown = msgspec.json.decode(full.stdout, type=type_)
+    shown = [shown] if isinstance(shown, PaymentDestination) else shown
+    expected = [d.masked() for d in shown]
+    decoded = msgspec.json.decode(masked.stdout, type=type_)
+    assert (decoded if isinstance(decoded, list) else [decoded]) == expected
+    numbers = [n for d in shown for n in (d.iban, d.account_number) if n]
+    assert numbers
+    for number in numbers:
+        assert number not in masked.stdout
+        assert number[-4:] in masked.stdout
 
 
 # -- sweep --all-customers -----------------------------------------------------------------

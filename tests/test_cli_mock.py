@@ -58,6 +58,29 @@ async def test_mock_prints_working_url_and_credentials_and_exits_0_on_sigint() -
     assert "Traceback" not in err
 
 
+async def test_mock_on_every_address_prints_commands_that_work_as_printed() -> None:
+    proc = await start_cli("mock", "--host", "0.0.0.0", "--customers", "3", env=clean_env())
+    try:
+        lines = await read_until(proc, "Ctrl-C stops the server")
+        url = lines[0].rsplit(" ", 1)[1]
+        assert url.startswith("http://127.0.0.1:"), lines[0]
+        assert _field(lines, "address") == "0.0.0.0 (every address of this machine)"
+        hints = [line.strip() for line in lines if line.strip().startswith("LEAN_")]
+        assert len(hints) == 4
+        for hint in hints[:2]:  # list, customers list: each as printed, in a shell
+            shell = await asyncio.create_subprocess_shell(
+                hint,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=clean_env(),
+            )
+            out, err = await asyncio.wait_for(shell.communicate(), 20)
+            assert shell.returncode == 0, (hint, err.decode())
+            assert out.strip(), hint
+    finally:
+        await stop(proc)
+
+
 async def test_mock_json_gives_one_line_writes_the_ids_and_exits_0_on_sigterm(
     tmp_path: Path,
 ) -> None:

@@ -21,7 +21,9 @@ from _cli import (
     kill_after_lines,
     read_lines,
     run_cli,
+    start_cli,
     stop,
+    wait_for_lines,
     write_ids,
 )
 
@@ -52,6 +54,32 @@ async def test_a_sweep_killed_partway_resumes_with_every_customer_exactly_once(
     assert ran.status == 0, ran.stderr
     assert "resuming" in ran.stderr
     counts = _counts(out)  # fails on a corrupt line
+    assert set(counts) == set(server.customer_ids)
+    assert set(counts.values()) == {1}
+
+
+@pytest.mark.parametrize("second", [(), ("--resume",), ("--overwrite",)], ids=str)
+async def test_a_second_sweep_into_the_file_a_running_sweep_writes_is_refused(
+    tmp_path: Path, second: tuple[str, ...]
+) -> None:
+    """Two runs appending to one file (a --resume while the first still runs, in another
+    terminal or an overlapping cron job) would interleave lines and sweep customers twice."""
+    async with FakeLean(customers=600, seed=12, faults=Faults(latency=0.02)) as server:
+        ids = write_ids(tmp_path / "ids.txt", server.customer_ids)
+        out = tmp_path / "out.jsonl"
+        args = ("sweep", str(ids), "-o", str(out), "--concurrency", "4", "--base-url", server.url)
+        first = await start_cli(*args, env=app_token_env(server))
+        try:
+            await wait_for_lines(out, 20)
+            refused = await run_cli(*args, *second, env=app_token_env(server))
+            _, first_err = await asyncio.wait_for(first.communicate(), 50)
+        finally:
+            await stop(first)
+
+    assert refused.status == 2, refused.stderr
+    assert "another" in refused.stderr and "Traceback" not in refused.stderr
+    assert first.returncode == 0, first_err.decode()
+    counts = _counts(out)  # fails on an interleaved line
     assert set(counts) == set(server.customer_ids)
     assert set(counts.values()) == {1}
 

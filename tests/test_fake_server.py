@@ -974,3 +974,40 @@ async def test_python_m_lean_async_testing_starts_and_answers(http: aiohttp.Clie
     finally:
         process.kill()
         await process.wait()
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("host", "url_host"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("localhost", "localhost"),
+        ("0.0.0.0", "127.0.0.1"),  # every IPv4 address: this machine's is one of them
+        ("::1", "[::1]"),
+        ("::", "[::1]"),  # every address
+    ],
+)
+async def test_the_url_reaches_the_server_from_this_machine_whatever_address_it_listens_on(
+    host: str, url_host: str
+) -> None:
+    """What ``lean-async mock --host`` prints must work as printed: ``http://0.0.0.0:...`` is
+    refused by the client (plain http to a host that is not loopback) and ``http://::1:...``
+    is no URL at all."""
+    if ":" in host and not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    async with FakeLean(customers=2, seed=4, host=host) as server:
+        assert server.url == f"http://{url_host}:{server.port}"
+        assert server.token_url == f"{server.url}/oauth2/token"
+        async with server.client(oauth=True) as lean:
+            customer = await lean.customers.get(server.customer_ids[0])
+    assert customer.customer_id == server.customer_ids[0]

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from lean_async import (
+    AccessToken,
     AuthenticationError,
     ConflictError,
     Customer,
@@ -304,6 +305,41 @@ async def test_a_customer_token_reaches_its_own_customer_only(server: FakeLean) 
         ):
             with pytest.raises(PermissionDeniedError):
                 await call()
+
+
+# Every call that takes a customer id, with the customer's id or with the Customer.
+CUSTOMER_CALLS: dict[str, Callable[[LeanClient, Any], Awaitable[Any]]] = {
+    "payment_sources.list": lambda lean, c: lean.payment_sources.list(c),
+    "payment_sources.get": lambda lean, c: lean.payment_sources.get(c, UNKNOWN_SOURCE),
+    "payment_sources.delete": lambda lean, c: lean.payment_sources.delete(c, UNKNOWN_SOURCE),
+    "customers.get": lambda lean, c: lean.customers.get(c),
+    "payment_destinations.list_for_customer": (
+        lambda lean, c: lean.payment_destinations.list_for_customer(c)
+    ),
+    "customer_token": lambda lean, c: lean.customer_token(c),
+}
+UNKNOWN_SOURCE = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize("call", CUSTOMER_CALLS.values(), ids=CUSTOMER_CALLS)
+async def test_a_customer_stands_in_for_its_id_in_every_call_that_takes_one(
+    server: FakeLean, call: Callable[[LeanClient, Any], Awaitable[Any]]
+) -> None:
+    customer = server.customers[0]
+    answers: list[object] = []
+    async with server.client(oauth=True, retry=FAST_RETRY) as lean:
+        for argument in (customer.customer_id, customer):
+            try:
+                answer: object = await call(lean, argument)
+            except NotFoundError as exc:  # the unknown payment source: Lean was asked
+                answer = exc.code
+            answers.append(answer)
+    by_id, by_customer = answers
+    if isinstance(by_id, AccessToken):  # a new token each time, of one scope
+        assert isinstance(by_customer, AccessToken)
+        assert by_customer.scope == by_id.scope == f"customer.{customer.customer_id}"
+    else:
+        assert by_customer == by_id
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ a repr, or an exception chain."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 
@@ -98,6 +99,25 @@ async def test_nothing_is_logged_above_debug_for_a_clean_call(
     caplog.set_level(logging.DEBUG)
     await make_client().payment_sources.list(CUSTOMER_ID)
     assert [r for r in caplog.records if r.levelno > logging.DEBUG] == []
+
+
+async def test_a_token_refreshed_before_it_expires_is_one_info_record_without_the_token(
+    server: LocalServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What ``-v`` shows as a token refresh; the first fetch of a token is no refresh."""
+    caplog.set_level(logging.DEBUG)
+    server.script(TOKEN_PATH, issue_tokens(expires_in=0.2))
+    client = make_client(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    await client.payment_sources.list(CUSTOMER_ID)
+    assert [r for r in caplog.records if r.levelno > logging.DEBUG] == []
+    await asyncio.sleep(0.25)  # past its refresh time (shortly before it runs out)
+    await client.payment_sources.list(CUSTOMER_ID)
+    assert len(server.seen(TOKEN_PATH)) == 2
+    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 1, [r.getMessage() for r in infos]
+    assert "refreshing the access token" in infos[0].getMessage()
+    assert "issued-token" not in infos[0].getMessage()
+    _assert_no_secret(_texts(caplog, client))
 
 
 async def test_failing_oauth_flow_leaks_no_secret(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import msgspec
 import pytest
 from _postman import CREATE_DESTINATION, LIST_DESTINATIONS
 from _samples import CUSTOMER_ID
@@ -59,6 +60,22 @@ def test_repr_masks_the_iban_and_the_account_number(
     assert "1015000000601" not in text
     assert "*******************0601" in text  # the last four stay, to tell accounts apart
     assert "Fulani Al Fulani" in text and "88c71f16-2af3-4b06-979d-92b5354a9174" in text
+
+
+def test_masked_is_a_copy_with_the_iban_and_account_number_cut_to_their_last_four() -> None:
+    destination = decode_payment_destination(CREATE_DESTINATION)
+    masked = destination.masked()
+    assert masked.iban == "*******************0601"
+    assert masked.account_number is not None and destination.account_number is not None
+    assert masked.account_number[-4:] == destination.account_number[-4:]
+    assert set(masked.account_number[:-4]) == {"*"}
+    assert (
+        msgspec.structs.replace(
+            masked, iban=destination.iban, account_number=destination.account_number
+        )
+        == destination
+    )  # nothing else changed
+    assert destination.iban == "AE760260001015000000601"  # the original is untouched
 
 
 async def test_the_three_calls_go_where_lean_documents(

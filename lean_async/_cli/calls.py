@@ -15,7 +15,7 @@ from ..resources.payment_sources import DeleteReason
 from . import CommandError
 from .args import client_from_args
 
-__all__ = ["add_parsers", "compact_flag", "json_command"]
+__all__ = ["add_parsers", "compact_flag", "json_command", "mask_flag"]
 
 Call = Callable[[LeanClient, argparse.Namespace], Awaitable[Any]]
 
@@ -38,13 +38,17 @@ def add_parsers(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
                 help="sent to Lean (default %(default)s)",
             )
         else:
-            parser.add_argument(
-                "--mask",
-                action="store_true",
-                help="show account numbers and IBANs by their last 4 characters only",
-            )
+            mask_flag(parser)
         compact_flag(parser)
         parser.set_defaults(run=json_command(call))
+
+
+def mask_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mask",
+        action="store_true",
+        help="show account numbers and IBANs by their last 4 characters only",
+    )
 
 
 def compact_flag(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ import msgspec
 
 from ..testing import FakeLean, serve
 from ..testing._cli import add_server_arguments, cannot_serve, describe, server_options
+from ..testing._server import EVERY_ADDRESS
 from . import CommandError, UsageError
 from .invocation import command
 
@@ -76,8 +77,16 @@ def announcement(server: FakeLean, ids_file: str | None) -> str:
         if ids_file
         else f"  {env} {prog} sweep --all-customers --base-url {server.url} -o sources.jsonl\n"
     )
+    # On every address the URL names loopback, which a client here can use (and whose
+    # plain http it accepts): say where it really listens.
+    address = (
+        f"  address:       {server.host or '*'} (every address of this machine)\n"
+        if server.host in EVERY_ADDRESS
+        else ""
+    )
     return (
         f"Fake Lean API listening on {server.url}\n"
+        f"{address}"
         f"  customers:     {len(server.customer_ids)}\n"
         f"  faults:        {server.faults.describe()}\n"
         f"  token URL:     {server.token_url}\n"

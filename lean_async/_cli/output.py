@@ -9,11 +9,14 @@ import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 from .._sweep import SweepResult
 from . import EXIT_OUTPUT_FAILED, CommandError, UsageError
 from .records import Format
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["Output", "OutputError", "Written", "open_output", "read_written"]
 
@@ -124,40 +127,73 @@ def open_output(
         output.write_header()
         return output, None
     try:
-        mode, size = _mode_and_size(path)
+        mode = _mode(path)
     except OSError as exc:
         raise UsageError(f"cannot use {path}: {exc.strerror}") from None
-    if resume and stat.S_ISREG(mode):
-        return _reopen(path, fmt)
-    if resume and mode:
+    if resume and mode and not stat.S_ISREG(mode):
         raise UsageError(f"--resume needs a regular file, and {path} is not one")
-    if stat.S_ISREG(mode) and size and not overwrite:
-        raise UsageError(
-            f"{path} already exists: pass --resume to continue it, or --overwrite to replace it"
-        )
-    output = Output(_open(path, "wb"), fmt, path, owned=True)
-    _written_or_closed(output, output.write_header)
+    file = _open(path)
+    if resume and stat.S_ISREG(mode):
+        return _reopen(file, fmt, path)
+    output = Output(file, fmt, path, owned=True)
+    _written_or_closed(output, lambda: _start(output, overwrite=overwrite))
     return output, (Written() if resume else None)
 
 
-def _mode_and_size(path: str) -> tuple[int, int]:
-    """The file's mode and size; (0, 0) when there is no such file."""
+def _mode(path: str) -> int:
+    """The file's mode; 0 when there is no such file."""
     try:
-        info = os.stat(path)
+        return os.stat(path).st_mode
     except FileNotFoundError:
-        return 0, 0
-    return info.st_mode, info.st_size
+        return 0
 
 
-def _open(path: str, mode: Literal["wb", "r+b"]) -> BinaryIO:
+def _open(path: str) -> BinaryIO:
+    """``path`` opened unbuffered to read and write, created when missing but not emptied,
+    and locked (see ``_locked``)."""
     try:
-        return open(path, mode, buffering=0)
+        return _locked(open(os.open(path, os.O_RDWR | os.O_CREAT, 0o666), "r+b", buffering=0))
+    except BlockingIOError:  # before OSError, of which it is one
+        raise UsageError(
+            f"{path} is being written by another lean-async sweep: let it finish (or stop "
+            "it), then run this one again"
+        ) from None
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _reopen(path: str, fmt: Format) -> tuple[Output, Written]:
-    file = _open(path, "r+b")
+def _locked(file: BinaryIO) -> BinaryIO:
+    """``file``, held against a second sweep until it is closed (BlockingIOError when one
+    holds it): two runs writing one file (a --resume while the first still runs) would
+    interleave their lines and sweep customers twice. Where there are no such locks
+    (Windows, some network file systems), the file is used unguarded."""
+    if sys.platform == "win32" or not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        return file
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise
+    except OSError:
+        pass
+    return file
+
+
+def _start(output: Output, *, overwrite: bool) -> None:
+    """A new output: refuses to replace a non-empty file unless ``overwrite``."""
+    file = output.file
+    info = os.fstat(file.fileno())
+    if stat.S_ISREG(info.st_mode):
+        if info.st_size and not overwrite:
+            raise UsageError(
+                f"{output.name} already exists: pass --resume to continue it, or --overwrite "
+                "to replace it"
+            )
+        file.truncate(0)
+    output.write_header()
+
+
+def _reopen(file: BinaryIO, fmt: Format, path: str) -> tuple[Output, Written]:
     try:
         with open(file.fileno(), "rb", closefd=False) as reading:  # buffered, for lines
             written = read_written(reading, fmt, path)

@@ -6,7 +6,7 @@ import msgspec
 
 from .._constants import DEFAULT_CUSTOMER_PAGE_SIZE
 from .._exceptions import ConflictError
-from .._ids import IdLike, path_segment, validate_app_user_id, validate_id
+from .._ids import CustomerLike, path_segment, validate_app_user_id, validate_customer_id
 from .._paging import CUSTOMER_PAGES, Page, Pager, paged_listing
 from .._transport import Transport
 from ..types.customers import Customer, decode_customer, decode_customer_page
@@ -46,9 +46,9 @@ class Customers:
         body = msgspec.json.encode({"app_user_id": validate_app_user_id(app_user_id)})
         return await self._transport.request("POST", _PATH + "/", _decode_one, json_body=body)
 
-    async def get(self, customer_id: IdLike) -> Customer:
+    async def get(self, customer_id: CustomerLike) -> Customer:
         """One customer by Lean's id; ``NotFoundError`` when there is none."""
-        path = f"{_PATH}/{validate_id(customer_id, 'customer_id')}"
+        path = f"{_PATH}/{validate_customer_id(customer_id)}"
         return await self._transport.request("GET", path, _decode_one)
 
     async def get_by_app_user_id(self, app_user_id: str) -> Customer:

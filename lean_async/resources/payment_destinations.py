@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 
-from .._ids import IdLike, validate_id
+from .._ids import CustomerLike, IdLike, validate_customer_id, validate_id
 from .._transport import Transport
 from ..types.payment_destinations import (
     PaymentDestination,
@@ -41,7 +41,9 @@ class PaymentDestinations:
         path = f"{_PATH}/{validate_id(payment_destination_id, 'payment_destination_id')}"
         return await self._transport.request("GET", path, _decode_one)
 
-    async def list_for_customer(self, customer_id: IdLike) -> builtins.list[PaymentDestination]:
-        """The payment destinations of one customer."""
-        path = f"/customers/v1/{validate_id(customer_id, 'customer_id')}/destinations"
+    async def list_for_customer(
+        self, customer_id: CustomerLike
+    ) -> builtins.list[PaymentDestination]:
+        """The payment destinations of one customer (a ``Customer`` stands for its id)."""
+        path = f"/customers/v1/{validate_customer_id(customer_id)}/destinations"
         return await self._transport.request("GET", path, _decode_list)

@@ -10,10 +10,9 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from .._constants import DEFAULT_DELETE_REASON, DEFAULT_SWEEP_CONCURRENCY
-from .._ids import IdLike, validate_id
+from .._ids import CustomerLike, IdLike, validate_customer_id, validate_id
 from .._sweep import SweepProgress, SweepResult, check_sweep, run_sweep
 from .._transport import Transport
-from ..types.customers import Customer
 from ..types.payment_sources import (
     PaymentSource,
     decode_payment_source,
@@ -35,18 +34,13 @@ class DeleteReason(str, enum.Enum):
 
 
 Id = TypeVar("Id")
-# A customer's id, or the Customer itself (e.g. from client.customers.list()).
-CustomerLike = IdLike | Customer
 _Fetch = Callable[[Any], Coroutine[Any, Any, "builtins.list[PaymentSource]"]]
 
 _DEFAULT_DELETE_BODY = msgspec.json.encode({"reason": DEFAULT_DELETE_REASON})
 
 
 def _list_path(customer: object) -> str:
-    # The str test first: isinstance() against a msgspec struct class costs 0.15 µs.
-    if not isinstance(customer, str) and isinstance(customer, Customer):
-        customer = customer.customer_id
-    return f"/customers/v1/{validate_id(customer, 'customer_id')}/payment-sources"
+    return f"/customers/v1/{validate_customer_id(customer)}/payment-sources"
 
 
 def _decode_list(status: int, body: bytes) -> builtins.list[PaymentSource]:

@@ -24,7 +24,7 @@ from ._stats import Stats
 from ._tokens import TokenIssuer
 from ._webhooks import DEFAULT_RETRY_DELAYS, WebhookSender, beneficiary_event, source_event
 
-__all__ = ["DEFAULT_TOKEN_TTL", "FakeLean", "serve"]
+__all__ = ["DEFAULT_TOKEN_TTL", "EVERY_ADDRESS", "FakeLean", "serve"]
 
 DEFAULT_TOKEN_TTL = 3599.0  # what Lean's token endpoint answers
 _SHUTDOWN_TIMEOUT = 0.5  # a fake server need not wait long for slow answers to finish
@@ -142,8 +142,9 @@ class FakeLean:
 
     @property
     def url(self) -> str:
-        """The API base URL, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.host}:{self.port}"
+        """The API base URL, e.g. ``http://127.0.0.1:54321``: one that reaches the server
+        from this machine, also when it listens on every address (``0.0.0.0``, ``::``)."""
+        return f"http://{_url_host(self.host)}:{self.port}"
 
     @property
     def token_url(self) -> str:
@@ -384,3 +385,14 @@ def _check_page_cap(cap: int | None) -> int | None:
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
         raise ValueError(f"customer_page_cap must be a whole number >= 1 or None, got {cap!r}")
     return cap
+
+
+# Addresses that mean "every address", and the loopback by which a client here reaches them.
+EVERY_ADDRESS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def _url_host(host: str) -> str:
+    """``host`` as it goes into a URL that reaches a server listening on it from this
+    machine: a loopback address for a wildcard one, an IPv6 address in brackets."""
+    host = EVERY_ADDRESS.get(host, host)
+    return f"[{host}]" if ":" in host else host

@@ -61,6 +61,13 @@ class PaymentDestination(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     sort_code: str | None = None
     routing_number: str | None = None
 
+    def masked(self) -> PaymentDestination:
+        """A copy with the IBAN and account number masked but for their last four
+        characters, for transcripts and logs."""
+        return msgspec.structs.replace(
+            self, **{name: _mask(getattr(self, name)) for name in _MASKED}
+        )
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
         return f"PaymentDestination({fields})"
