@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
+
 from lean_async import APIConnectionError, DecodeError, RetryPolicy, ServerError, SweepProgress
 from lean_async.testing import FakeLean, Faults
 
@@ -24,6 +26,7 @@ FAULTS = Faults(
 )
 
 
+@pytest.mark.timeout(300)
 async def test_a_faulty_rate_limited_sweep_of_50000_customers_accounts_for_each_once() -> None:
     started = time.monotonic()
     async with FakeLean(customers=CUSTOMERS, seed=3, faults=FAULTS) as server:
@@ -44,7 +47,9 @@ async def test_a_faulty_rate_limited_sweep_of_50000_customers_accounts_for_each_
         stats = server.stats
 
     elapsed = time.monotonic() - started
-    assert elapsed < 90
+    # A bound against a pathological slow-down, not a speed target (that is benchmarks/'s):
+    # about 35 s alone on 2 cores, over 150 s on the same cores shared with other suites.
+    assert elapsed < 240
     # Each customer exactly once.
     assert len(seen) == CUSTOMERS and set(seen.values()) == {1}
     assert progress.done == CUSTOMERS

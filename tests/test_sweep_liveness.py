@@ -199,8 +199,13 @@ async def test_every_input_kind_in_every_pacing_state_ends_with_each_customer_on
     limiter = make_limiter()
     count = 60
     results, progress = await sweep_all(limiter, INPUTS[input_kind], count, 16, **options)
-    assert_each_customer_once_and_ok(results, count, endless="endless" in input_kind)
-    assert progress.rate_limited == limiter.refused
+    endless = "endless" in input_kind
+    assert_each_customer_once_and_ok(results, count, endless=endless)
+    if endless:
+        # A 429 to a request still on its way when the loop broke off is never read.
+        assert limiter.refused - 16 <= progress.rate_limited <= limiter.refused
+    else:
+        assert progress.rate_limited == limiter.refused
 
 
 async def test_the_issues_stall_an_async_input_paused_with_nothing_in_flight_ends() -> None:
