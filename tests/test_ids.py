@@ -32,6 +32,9 @@ BAD_IDS = [
     CUSTOMER_ID[:-1] + "٣",  # a non-ASCII digit
     CUSTOMER_ID[:8] + "/" + CUSTOMER_ID[9:],
     CUSTOMER_ID + "0",
+    CUSTOMER_ID[:-1],  # 35 characters: one hex digit short at the end
+    CUSTOMER_ID[1:],  # 35 characters: one short at the start
+    CUSTOMER_ID[:9] + CUSTOMER_ID[10:],  # 35 characters: a group of 3
     CUSTOMER_ID.encode(),
     uuid.UUID(CUSTOMER_ID).int,
     None,

@@ -523,3 +523,57 @@ async def test_connection_failures_before_the_first_answer_are_yielded_once_it_c
         results = [r async for r in lean.payment_sources.sweep(first_refused())]
     assert len(results) == 41 and len({r.customer_id for r in results}) == 41
     assert sum(isinstance(r.error, APIConnectionError) for r in results) == 3
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 8])
+@pytest.mark.parametrize("fails_after", [0, 1, 5])
+async def test_a_sync_input_that_fails_while_a_worker_reads_it_ends_the_sweep_with_its_error(
+    concurrency: int, fails_after: int
+) -> None:
+    # A worker reads a sync input itself, in its own loop: with one worker, nobody else
+    # is left to notice, so its crash must reach the results generator, or the sweep
+    # ends as if the input were done (or waits for good).
+    def broken() -> Iterator[str]:
+        yield from (customer(n) for n in range(fails_after))
+        raise OSError("cursor lost")
+
+    results = []
+
+    async def consume(lean: lean_async.LeanClient) -> None:
+        async for result in lean.payment_sources.sweep(broken(), concurrency=concurrency):
+            results.append(result)  # noqa: PERF401 (kept as they come: the sweep raises)
+
+    async with serve(SweepServer()) as url, client_for(url) as lean:
+        with pytest.raises(OSError, match="cursor lost"):
+            await asyncio.wait_for(consume(lean), timeout=10)
+        assert other_tasks() == set()
+    assert all(r.ok for r in results) and len(results) <= fails_after
+
+
+async def test_one_retry_after_of_an_hour_does_not_pause_the_rest_of_the_sweep() -> None:
+    # The first burst is refused with Retry-After: 3600 (beyond max_retry_after): those
+    # customers fail at once, and the pause of every start that the refusals cause is
+    # the client's own backoff, not the hour.
+    server = SweepServer(rate=None, retry_after="3600")
+    refused = 8
+    handle = server.handle
+
+    async def refuse_the_first_burst(request: web.Request) -> web.StreamResponse:
+        if sum(server.requests.values()) < refused:
+            server.requests[request.match_info["customer_id"]] += 1
+            return _error(429, "RATE_LIMIT_EXCEEDED", {"Retry-After": "3600"})
+        return await handle(request)
+
+    server.handle = refuse_the_first_burst  # type: ignore[method-assign]
+    ids = [customer(n) for n in range(40)]
+    async with serve(server) as url, client_for(url) as lean:
+
+        async def sweep() -> list[lean_async.SweepResult[str]]:
+            return [r async for r in lean.payment_sources.sweep(ids, concurrency=4)]
+
+        results = await asyncio.wait_for(sweep(), timeout=20)
+    assert len(results) == 40
+    turned_away = [r for r in results if not r.ok]
+    assert all(isinstance(r.error, RateLimitError) for r in turned_away)
+    assert 0 < len(turned_away) <= refused
+    assert sum(r.ok for r in results) == 40 - len(turned_away)
