@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from _pool import connections_in_use
 from _server import serve_route
 from aiohttp import web
 
@@ -125,12 +126,6 @@ def other_tasks() -> set[asyncio.Task[object]]:
             for mark in server_side
         )
     }
-
-
-def checked_out(client: lean_async.LeanClient) -> int:
-    connector = client._transport.session.connector
-    assert connector is not None
-    return len(connector._acquired)  # type: ignore[attr-defined]
 
 
 async def test_every_customer_is_accounted_for_exactly_once_with_typed_errors() -> None:
@@ -280,7 +275,7 @@ async def test_endless_input_can_be_consumed_partially_and_the_client_stays_usab
                     break
         assert ids.pulled <= 300 + 21
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
         assert len(await lean.payment_sources.list(customer(0))) == 1
 
 
@@ -295,7 +290,7 @@ async def test_break_cancels_in_flight_requests_promptly() -> None:
                 break
         assert time.monotonic() - started < 2
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
         await asyncio.sleep(0.05)  # let the server see the dropped connections
         assert server.in_flight == 0
         assert await lean.payment_sources.list(ids[0])
@@ -312,7 +307,7 @@ async def test_break_without_aclosing_still_cleans_up_once_the_sweep_is_dropped(
                 break
             await asyncio.sleep(0.02)
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
 
 
 async def test_cancelling_the_task_running_a_sweep_propagates_and_leaves_nothing() -> None:
@@ -334,7 +329,7 @@ async def test_cancelling_the_task_running_a_sweep_propagates_and_leaves_nothing
         with pytest.raises(asyncio.CancelledError):
             await task
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
         assert await lean.payment_sources.list(ids[0])
 
 
@@ -347,7 +342,7 @@ async def test_an_error_in_the_loop_body_cancels_the_sweep() -> None:
                 async for _ in s:
                     raise KeyError("boom")
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
 
 
 async def test_an_input_that_fails_ends_the_sweep_with_its_exception() -> None:
