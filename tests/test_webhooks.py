@@ -361,3 +361,32 @@ def test_a_digest_of_the_wrong_length_is_malformed_not_a_mismatch(size: int, enc
     header = "sha512=" + encode(digest[:size]).decode()
     with pytest.raises(webhooks.WebhookSignatureError, match="malformed"):
         webhooks.verify_signature(BODY, header, SECRET)
+
+
+def _entries(count: int) -> list[str]:
+    """``count`` signature entries, only the last one made with SECRET."""
+    wrong = ["sha512=" + hmac_sha512(BODY, f"rotated-out-{n}").hex() for n in range(count - 1)]
+    return [*wrong, "sha512=" + hmac_sha512(BODY).hex()]
+
+
+def test_up_to_eight_signatures_are_checked_a_ninth_makes_the_header_refused() -> None:
+    webhooks.verify_signature(BODY, ", ".join(_entries(8)), SECRET)
+    with pytest.raises(webhooks.WebhookSignatureError, match="too many signatures"):
+        webhooks.verify_signature(BODY, ", ".join(_entries(9)), SECRET)
+
+
+@pytest.mark.parametrize("header", ["", "  ", ",", " , ,, "])
+def test_a_header_with_no_entry_is_refused_as_empty(header: str) -> None:
+    with pytest.raises(webhooks.WebhookSignatureError, match="header is empty"):
+        webhooks.verify_signature(BODY, header, SECRET)
+
+
+# Four at a time, so that the padding still fits: only the strictness refuses them.
+@pytest.mark.parametrize("stray", ["!!!!", "****", "    ", "\t\t\t\t", "....", "!", "=="])
+def test_a_base64_digest_with_a_character_outside_the_alphabet_is_refused(stray: str) -> None:
+    # Lenient base64 decoding skips such characters: the right digest with a stray
+    # character in it would verify, so a header's exact text would not matter.
+    text = base64.b64encode(hmac_sha512(BODY)).decode().rstrip("=")
+    header = "sha512=" + text[:40] + stray + text[40:]
+    with pytest.raises(webhooks.WebhookSignatureError):
+        webhooks.verify_signature(BODY, header, SECRET)
