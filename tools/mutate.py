@@ -156,6 +156,10 @@ def _replacements(node: ast.AST, docstrings: set[int]) -> Iterator[tuple[str, st
 
 def _skipped(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
     """Annotations, imports and ``__all__`` are not behaviour; neither is a type check."""
+    if isinstance(node, ast.Assign) and any(
+        isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+    ):
+        return True
     parent = parents.get(id(node))
     while parent is not None:
         if isinstance(parent, (ast.Import, ast.ImportFrom)):
