@@ -113,3 +113,55 @@ def test_the_format_is_the_one_asked_for_else_the_output_file_s(
     name: str | None, path: str | None, chosen: Format
 ) -> None:
     assert format_named(name, path) is chosen
+
+
+WITH_BENEFICIARIES = decode_payment_sources(
+    b"""[{"id": "d8d7a9b3-c401-49f6-81a4-386d8398aa2c", "status": "ACTIVE", "currency": "AED",
+    "bank_identifier": "ENBD_UAE\\nbank", "created_at": "2026-05-13T10:50:10Z",
+    "accounts": [{"id": "a1"}],
+    "beneficiaries": [
+        {"id": "b1", "status": "ACTIVE"}, {"id": "b2", "status": "AWAITING_BENEFICIARY_COOL_OFF"},
+        {"id": "b3", "status": "ACTIVE"}]}]"""
+)
+
+
+@pytest.mark.parametrize(
+    ("result", "cells"),
+    [
+        (
+            SweepResult(CUSTOMER, WITH_BENEFICIARIES),
+            {
+                "ok": "true",
+                "source_count": "1",
+                "bank_identifier": "ENBD_UAE bank",
+                "account_count": "1",
+                "beneficiary_count": "3",
+                "active_beneficiary_count": "2",
+                "created_at": "2026-05-13T10:50:10Z",
+                "error_type": "",
+            },
+        ),
+        (
+            SweepResult(CUSTOMER, []),
+            {"ok": "true", "source_count": "0", "payment_source_id": "", "created_at": ""},
+        ),
+        (
+            SweepResult(CUSTOMER, error=NotFoundError(404, code="NOPE", message="gone\nfor good")),
+            {
+                "ok": "false",
+                "source_count": "",
+                "error_type": "NotFoundError",
+                "error_status_code": "404",
+                "error_code": "NOPE",
+                "error_message": "gone for good",
+            },
+        ),
+    ],
+    ids=["three beneficiaries, two active", "no sources", "an error"],
+)
+def test_a_csv_row_holds_the_summary_of_a_source_or_the_error(
+    result: SweepResult[str], cells: dict[str, str]
+) -> None:
+    [row] = csv.DictReader(io.StringIO(CSV.header.decode() + CSV.encode(result).decode()))
+    assert row["customer_id"] == CUSTOMER
+    assert {name: row[name] for name in cells} == cells
