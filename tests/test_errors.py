@@ -198,3 +198,47 @@ def test_invalid_utf8_in_an_error_body_keeps_leans_code_and_the_rest_of_the_mess
     error = error_from_response(404, {}, body, reason="Not Found")
     assert error.code == "UNKNOWN_PAYMENT_SOURCE"
     assert error.message == "g\ufffdone"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [APIConnectionError("GET /x: cannot connect: refused"), APITimeoutError("GET /x: timed out")],
+    ids=["connection", "timeout"],
+)
+def test_a_connection_error_says_what_happened(error: APIConnectionError) -> None:
+    assert str(error) == error.args[0] != ""
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (499, APIError),
+        (500, ServerError),
+        (599, ServerError),
+        (418, APIError),
+        (400, BadRequestError),
+    ],
+)
+def test_the_error_class_follows_the_status_5xx_from_500_on(
+    status: int, error_class: type[APIError]
+) -> None:
+    assert type(error_from_response(status, {}, b"")) is error_class
+
+
+@pytest.mark.parametrize(
+    ("length", "kept"),
+    [(299, 299), (300, 300), (301, 300)],
+)
+def test_a_message_is_kept_whole_up_to_300_characters_then_cut_with_an_ellipsis(
+    length: int, kept: int
+) -> None:
+    text = "m" * length
+    error = error_from_response(400, {}, _lean_body("BAD", text))
+    assert error.message == text[:kept] + ("..." if kept < length else "")
+
+
+def test_a_code_that_lost_bytes_is_dropped_and_the_message_kept() -> None:
+    body = b'{"status": "BAD_\xffCODE", "message": "the amount is invalid"}'
+    error = error_from_response(400, {}, body)
+    assert error.code is None
+    assert error.message == "the amount is invalid"

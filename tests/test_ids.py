@@ -12,7 +12,8 @@ from _samples import CUSTOMER_ID, SOURCE_ID, UPPER_CASE_ID
 from _server import LocalServer, reply
 
 from lean_async import InvalidIdError, LeanClient, LeanError
-from lean_async._ids import validate_id
+from lean_async._ids import validate_customer_id, validate_id
+from lean_async.types.customers import Customer
 
 BAD_IDS = [
     "../../admin",
@@ -32,6 +33,9 @@ BAD_IDS = [
     CUSTOMER_ID[:-1] + "٣",  # a non-ASCII digit
     CUSTOMER_ID[:8] + "/" + CUSTOMER_ID[9:],
     CUSTOMER_ID + "0",
+    CUSTOMER_ID[:-1],  # 35 characters: one hex digit short at the end
+    CUSTOMER_ID[1:],  # 35 characters: one short at the start
+    CUSTOMER_ID[:9] + CUSTOMER_ID[10:],  # 35 characters: a group of 3
     CUSTOMER_ID.encode(),
     uuid.UUID(CUSTOMER_ID).int,
     None,
@@ -105,3 +109,23 @@ async def test_upper_case_ids_reach_the_server_unchanged(
     assert server.requests[0].path == (
         f"/customers/v1/{CUSTOMER_ID.upper()}/payment-sources/{UPPER_CASE_ID}"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        (Customer(customer_id=CUSTOMER_ID, app_user_id="u-1"), CUSTOMER_ID),
+        (Customer(customer_id=UPPER_CASE_ID), UPPER_CASE_ID),
+        (CUSTOMER_ID, CUSTOMER_ID),
+        (uuid.UUID(CUSTOMER_ID), CUSTOMER_ID),
+    ],
+    ids=["Customer", "Customer, upper case", "str", "UUID"],
+)
+def test_a_customer_stands_for_its_customer_id(value: object, sent: str) -> None:
+    assert validate_customer_id(value) == sent
+
+
+@pytest.mark.parametrize("bad", ["../admin", CUSTOMER_ID[:-1], ""])
+def test_a_customer_whose_id_is_not_a_uuid_is_refused_like_the_id(bad: str) -> None:
+    with pytest.raises(InvalidIdError, match="customer_id"):
+        validate_customer_id(Customer(customer_id=bad))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
+from _pool import connections_in_use
 from _samples import APP_TOKEN, CUSTOMER_ID, FAST_RETRY, LIST_PATH, TOKEN_PATH
 from _server import LocalServer, hang, reply, truncated
 
@@ -26,18 +27,30 @@ from lean_async import (
 MakeClient = Callable[..., LeanClient]
 
 
-def _acquired(client: LeanClient) -> int:
-    connector = client._transport.session.connector
-    assert connector is not None
-    return len(connector._acquired)
-
-
 async def _wait_for_request(server: LocalServer, count: int = 1) -> None:
     for _ in range(200):
         if len(server.requests) >= count:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"the server saw {len(server.requests)} requests, not {count}")
+
+
+async def test_connections_in_use_counts_the_connections_calls_hold(
+    server: LocalServer, make_client: MakeClient
+) -> None:
+    # The measure every "no connection left checked out" assertion relies on sees them.
+    server.script(LIST_PATH, *[hang()] * 3)
+    client = make_client(timeout=30)
+    calls = [asyncio.create_task(client.payment_sources.list(CUSTOMER_ID)) for _ in range(3)]
+    await _wait_for_request(server, 3)
+    assert connections_in_use(client) == 3
+    calls[0].cancel()
+    await asyncio.gather(calls[0], return_exceptions=True)
+    assert connections_in_use(client) == 2
+    for call in calls[1:]:
+        call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+    assert connections_in_use(client) == 0
 
 
 async def test_sequential_calls_reuse_one_connection(
@@ -83,7 +96,7 @@ async def test_failed_call_holds_no_pooled_connection(
     client = make_client()
     with pytest.raises(ServerError):
         await client.payment_sources.list(CUSTOMER_ID)
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
     assert len(server.client_ports) == 1  # each failed answer was read and its connection reused
 
 
@@ -94,7 +107,7 @@ async def test_truncated_answers_hold_no_pooled_connection(
     client = make_client()
     with pytest.raises(APIConnectionError):
         await client.payment_sources.list(CUSTOMER_ID)
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
 
 
 async def test_cancelled_call_raises_cancelled_error_and_frees_its_connection(
@@ -107,7 +120,7 @@ async def test_cancelled_call_raises_cancelled_error_and_frees_its_connection(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
     assert await client.payment_sources.list(CUSTOMER_ID) == []
 
 
@@ -122,7 +135,7 @@ async def test_cancellation_during_retry_wait_propagates(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, timeout=2)
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
 
 
 async def test_cancelling_while_waiting_for_the_token_propagates(
@@ -143,7 +156,7 @@ async def test_outer_timeout_cancels_cleanly(server: LocalServer, make_client: M
     client = make_client()
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(client.payment_sources.list(CUSTOMER_ID), 0.2)
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
 
 
 async def test_async_with_closes_the_owned_session(make_client: MakeClient) -> None:

@@ -12,7 +12,8 @@ from datetime import timedelta, timezone
 from typing import Any
 
 import msgspec
-from hypothesis import given, settings
+import pytest
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lean_async import DecodeError, InvalidIdError
@@ -79,19 +80,46 @@ ANYTHING = st.one_of(
     st.builds(lambda u: f"{{{u}}}", st.uuids()),
     st.builds(lambda u, s: f"{u}{s}", st.uuids(), st.text(min_size=1)),
     st.builds(lambda s, u: f"{s}{u}", st.text(min_size=1), st.uuids()),
+    # And the valid ids, so that the accepted branch is exercised too (without them no
+    # draw ever reached the path's assertions).
+    st.uuids(),
+    uuid_strings_in_any_case(),
 )
 
 
+def _is_valid_id(value: object) -> bool:
+    """The oracle, independent of the library: a UUID, or its canonical text in any case."""
+    if isinstance(value, uuid.UUID):
+        return True
+    return type(value) is str and CANONICAL.fullmatch(value) is not None
+
+
 @given(ANYTHING, ANYTHING)
-def test_a_path_is_only_ever_built_from_two_uuids(customer: Any, source: Any) -> None:
-    try:
-        path = PaymentSources._source_path(customer, source)
-    except InvalidIdError:
+def test_a_path_is_built_from_two_valid_ids_and_from_nothing_else(
+    customer: Any, source: Any
+) -> None:
+    valid = _is_valid_id(customer) and _is_valid_id(source)
+    event("both ids valid" if valid else "an id invalid")
+    if not valid:
+        with pytest.raises(InvalidIdError):
+            PaymentSources._source_path(customer, source)
         return
+    path = PaymentSources._source_path(customer, source)
     assert SAFE_PATH.fullmatch(path)
-    _, _, _, customer_part, _, source_part = path.split("/")
-    uuid.UUID(customer_part)
-    uuid.UUID(source_part)
+    assert path == f"/customers/v1/{customer}/payment-sources/{source}"
+
+
+def test_the_path_property_draws_valid_and_invalid_pairs() -> None:
+    # The property above asserts on both branches only if hypothesis reaches both.
+    seen: set[bool] = set()
+
+    @settings(max_examples=200, database=None)
+    @given(ANYTHING, ANYTHING)
+    def record(customer: Any, source: Any) -> None:
+        seen.add(_is_valid_id(customer) and _is_valid_id(source))
+
+    record()
+    assert seen == {True, False}
 
 
 # -- decoding ----------------------------------------------------------------------------
@@ -149,8 +177,13 @@ def test_any_body_decodes_to_a_source_or_raises_decode_error(body: bytes) -> Non
     )
 )
 def test_any_webhook_body_decodes_to_an_event_or_raises_decode_error(body: bytes) -> None:
-    with contextlib.suppress(DecodeError):
-        decode_event(body)
+    try:
+        decoded = decode_event(body)
+    except DecodeError:
+        event("refused")
+        return
+    event("decoded")
+    assert decoded.type == json.loads(body)["type"]
 
 
 @given(st.integers(100, 599), BODIES)

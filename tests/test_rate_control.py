@@ -136,6 +136,20 @@ class TestCongestionEvents:
         assert lim.pause_until == pytest.approx(later + 0.001 + 2.0)
         assert lim.ready_at(later, background=False) == pytest.approx(later + 2.001)
 
+    @pytest.mark.parametrize("retry_after", [3600.0, POLICY.max_retry_after + 0.5])
+    def test_a_retry_after_beyond_max_retry_after_pauses_for_the_backoff_not_for_it(
+        self, retry_after: float
+    ) -> None:
+        # One answer saying "come back in an hour" must not hold every start of a sweep
+        # for an hour: such a request fails at once, and the pause is the own backoff.
+        lim = limits()
+        now = succeed_steadily(lim, 100, 0.0, 1.0)
+        self.refuse(lim, 1, now, None)
+        later = now + 0.1
+        self.refuse(lim, RATE_REFUSING_MARGIN, later, retry_after)
+        assert later < lim.pause_until <= later + 0.001 + POLICY.max_delay
+        assert lim.ready_at(later, background=True) <= later + 0.001 + POLICY.max_delay
+
     def test_without_retry_after_the_pause_backs_off_exponentially(self) -> None:
         lim = limits()
         now = succeed_steadily(lim, 100, 0.0, 1.0)

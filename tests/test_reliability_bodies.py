@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from _pool import connections_in_use
 from _samples import CUSTOMER_ID, LIST_PATH, SOURCE_ID, SOURCE_PATH
 from _server import LocalServer, RawServer, endless_chunks, reply, response_head
 
@@ -36,12 +37,6 @@ NOT_A_PAYMENT_SOURCE = {
 }
 
 
-def _acquired(client: LeanClient) -> int:
-    connector = client._transport.session.connector
-    assert connector is not None
-    return len(connector._acquired)
-
-
 @pytest.mark.parametrize("body", NOT_A_PAYMENT_SOURCE.values(), ids=NOT_A_PAYMENT_SOURCE.keys())
 async def test_list_answered_200_with_a_body_that_is_no_list_is_a_decode_error_sent_once(
     body: bytes, server: LocalServer, make_client: MakeClient
@@ -51,7 +46,7 @@ async def test_list_answered_200_with_a_body_that_is_no_list_is_a_decode_error_s
     with pytest.raises(DecodeError):
         await client.payment_sources.list(CUSTOMER_ID)
     assert len(server.requests) == 1
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
 
 
 @pytest.mark.parametrize("body", NOT_A_PAYMENT_SOURCE.values(), ids=NOT_A_PAYMENT_SOURCE.keys())
@@ -108,7 +103,7 @@ async def test_declared_length_past_the_cap_is_refused_before_the_body_is_read(
             await client.payment_sources.list(CUSTOMER_ID)
         assert time.monotonic() - started < 1.0
         assert raw.requests == 1  # not retried
-        assert _acquired(client) == 0
+        assert connections_in_use(client) == 0
 
 
 async def test_chunked_body_past_the_cap_is_cut_off_at_the_cap(
@@ -118,7 +113,7 @@ async def test_chunked_body_past_the_cap_is_cut_off_at_the_cap(
     client = make_client(max_response_bytes=256 * 1024)
     with pytest.raises(ResponseTooLargeError):
         await asyncio.wait_for(client.payment_sources.list(CUSTOMER_ID), 5)
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
     # The next call reads its own answer, not the rest of the endless one.
     [source] = await client.payment_sources.list(CUSTOMER_ID)
     assert source.id == SOURCE_ID

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from _pool import connections_in_use
 from _samples import CLIENT_ID, CLIENT_SECRET, FAST_RETRY, TOKEN_PATH
 from _server import LocalServer, issue_tokens, reply, trickle
 
@@ -19,12 +20,6 @@ from lean_async import LeanClient
 MakeClient = Callable[..., LeanClient]
 # Enough delays to land in every phase of the scripted call below (about 0.15 s long).
 DELAYS = [random.Random(20240601).uniform(0, 0.2) for _ in range(30)]
-
-
-def _acquired(client: LeanClient) -> int:
-    connector = client._transport.session.connector
-    assert connector is not None
-    return len(connector._acquired)
 
 
 def _customer(n: int) -> str:
@@ -64,7 +59,7 @@ async def test_cancelling_a_call_at_any_point_leaves_no_connection_checked_out(
         with contextlib.suppress(asyncio.CancelledError):
             await task  # cancelled in flight; a call that finished first is fine too
         assert task.cancelled() or task.result()[0].id == customer_id
-        assert _acquired(client) == 0, f"after cancelling at {delay:.3f} s"
+        assert connections_in_use(client) == 0, f"after cancelling at {delay:.3f} s"
         await _next_call_reads_its_own_answer(server, client)
 
 
@@ -77,7 +72,7 @@ async def test_an_outer_timeout_at_any_point_leaves_no_connection_checked_out(
         _script_a_bumpy_call(server, customer_id)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(client.payment_sources.list(customer_id), delay)
-        assert _acquired(client) == 0, f"after timing out at {delay:.3f} s"
+        assert connections_in_use(client) == 0, f"after timing out at {delay:.3f} s"
     await _next_call_reads_its_own_answer(server, client)
 
 
@@ -95,7 +90,7 @@ async def test_cancelling_many_concurrent_calls_at_once_leaves_the_pool_empty(
         task.cancel()
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     assert any(isinstance(o, asyncio.CancelledError) for o in outcomes)
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
     await _next_call_reads_its_own_answer(server, client)
 
 
@@ -111,5 +106,5 @@ async def test_cancelling_a_call_waiting_for_the_token_leaves_the_client_usable(
     with pytest.raises(asyncio.CancelledError):
         await task
     await _next_call_reads_its_own_answer(server, client)
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
     assert len(server.seen(TOKEN_PATH)) == 1  # the shared fetch was not abandoned

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
+from _pool import connections_in_use
 from _samples import CUSTOMER_ID, LIST_PATH
 from _server import (
     LocalServer,
@@ -26,12 +27,6 @@ from lean_async import APIConnectionError, APITimeoutError, LeanClient
 
 MakeClient = Callable[..., LeanClient]
 ANSWER = b'[{"id":"d8d7a9b3-c401-49f6-81a4-386d8398aa2c"}]'
-
-
-def _acquired(client: LeanClient) -> int:
-    connector = client._transport.session.connector
-    assert connector is not None
-    return len(connector._acquired)
 
 
 Reader = asyncio.StreamReader
@@ -54,7 +49,7 @@ async def test_reset_before_the_response_is_a_connection_error_after_every_retry
             await client.payment_sources.list(CUSTOMER_ID)
         assert not isinstance(info.value, APITimeoutError)
         assert raw.requests == 3
-        assert _acquired(client) == 0
+        assert connections_in_use(client) == 0
 
 
 async def test_reset_before_the_response_then_an_answer_recovers(
@@ -87,7 +82,7 @@ async def test_reset_in_the_middle_of_the_body_is_a_connection_error_after_every
         with pytest.raises(APIConnectionError):
             await client.payment_sources.list(CUSTOMER_ID)
         assert raw.requests == 3
-        assert _acquired(client) == 0
+        assert connections_in_use(client) == 0
 
 
 # -- silence and trickles ----------------------------------------------------------------
@@ -107,7 +102,7 @@ async def test_server_that_accepts_and_never_reads_or_answers_times_out_each_att
         elapsed = time.monotonic() - started
         assert raw.connections == 3
         assert elapsed < 3 * 0.2 + 0.5  # three attempts and two millisecond backoffs
-        assert _acquired(client) == 0
+        assert connections_in_use(client) == 0
 
 
 async def test_body_trickled_slower_than_the_read_timeout_is_a_timeout_error(
@@ -119,7 +114,7 @@ async def test_body_trickled_slower_than_the_read_timeout_is_a_timeout_error(
     with pytest.raises(APITimeoutError):
         await client.payment_sources.list(CUSTOMER_ID)
     assert time.monotonic() - started < 1.0
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
 
 
 async def test_body_trickled_within_the_read_timeout_is_still_bounded_by_the_total_timeout(
@@ -186,7 +181,7 @@ async def test_connection_closed_unannounced_right_after_each_answer_costs_at_mo
         for _ in range(20):
             assert len(await client.payment_sources.list(CUSTOMER_ID)) == 1
         assert raw.requests <= 2 * 20
-        assert _acquired(client) == 0
+        assert connections_in_use(client) == 0
 
 
 async def test_kept_alive_connection_is_reused_while_the_server_keeps_it(

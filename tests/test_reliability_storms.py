@@ -11,6 +11,7 @@ from collections.abc import Callable
 from email.utils import formatdate
 
 import pytest
+from _pool import connections_in_use
 from _samples import CUSTOMER_ID, LIST_PATH
 from _server import LocalServer, lean_error, reply
 
@@ -18,12 +19,6 @@ from lean_async import APITimeoutError, LeanClient, RateLimitError, RetryPolicy,
 
 MakeClient = Callable[..., LeanClient]
 STORM_RETRY = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.02)
-
-
-def _acquired(client: LeanClient) -> int:
-    connector = client._transport.session.connector
-    assert connector is not None
-    return len(connector._acquired)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
@@ -37,7 +32,7 @@ async def test_concurrent_calls_in_a_5xx_storm_each_make_bounded_attempts(
     )
     assert all(isinstance(o, ServerError) and o.status_code == status for o in outcomes)
     assert len(server.requests) == 20 * (1 + STORM_RETRY.max_retries)
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
 
 
 # Retry-After header -> (attempts made, the error's retry_after). A usable wait up to a
@@ -90,7 +85,7 @@ async def test_storm_of_long_honoured_retry_afters_is_bounded_by_wait_for(
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(client.payment_sources.list(CUSTOMER_ID), 0.3)
     assert time.monotonic() - started < 0.8
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
     server.script(LIST_PATH, reply(json_body=[]))
     assert await client.payment_sources.list(CUSTOMER_ID) == []
 
@@ -104,7 +99,7 @@ async def test_storm_of_slow_5xx_is_bounded_by_wait_for(
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(client.payment_sources.list(CUSTOMER_ID), 0.5)
     assert time.monotonic() - started < 1.0
-    assert _acquired(client) == 0
+    assert connections_in_use(client) == 0
 
 
 async def test_worst_case_duration_of_a_storm_follows_from_the_policy(

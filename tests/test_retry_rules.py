@@ -21,6 +21,7 @@ from lean_async import (
 from lean_async._retry import (
     backoff_delay,
     give_up,
+    honoured_retry_after,
     parse_retry_after,
     pause_after_429,
     requeue_delay,
@@ -37,7 +38,7 @@ def _api_error(status: int, retry_after: float | None = None) -> APIError:
     return APIError(status, retry_after=retry_after)
 
 
-@pytest.mark.parametrize(
+RETRIED = pytest.mark.parametrize(
     ("exc", "retried"),
     [
         (APIConnectionError("refused"), True),
@@ -62,6 +63,7 @@ def _api_error(status: int, retry_after: float | None = None) -> APIError:
         (_api_error(405), False),
         (_api_error(409), False),
         (_api_error(422), False),
+        (_api_error(499), False),  # the last 4xx: not a 5xx
         (_api_error(302), False),
         (DecodeError("bad json"), False),
         (InvalidIdError("bad id"), False),
@@ -69,15 +71,24 @@ def _api_error(status: int, retry_after: float | None = None) -> APIError:
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
 )
+
+
+@RETRIED
 def test_should_retry_follows_the_table(exc: BaseException, retried: bool) -> None:
     assert should_retry(exc, POLICY) is retried
 
 
+@RETRIED
+def test_backoff_gives_up_exactly_where_no_retry_is_due(exc: Exception, retried: bool) -> None:
+    assert give_up(POLICY)(exc) is (not retried)
+
+
 def test_without_rate_limit_retries_a_429_is_final_and_a_503_is_not() -> None:
     sweep_give_up = give_up(POLICY, retry_rate_limited=False)
-    assert sweep_give_up(_api_error(429))
-    assert not sweep_give_up(_api_error(503))
-    assert not give_up(POLICY)(_api_error(429))
+    assert sweep_give_up(_api_error(429)) is True
+    assert sweep_give_up(RateLimitError(429, retry_after=1.0)) is True
+    assert sweep_give_up(_api_error(503)) is False
+    assert give_up(POLICY)(_api_error(429)) is False
 
 
 def test_should_retry_respects_a_policy_with_a_lower_retry_after_ceiling() -> None:
@@ -213,3 +224,28 @@ def test_a_customer_is_requeued_until_its_third_429_in_a_row_or_a_too_long_retry
     retry_after: float | None, strikes: int, requeued: bool
 ) -> None:
     assert requeues_after_429(retry_after, strikes, POLICY) is requeued
+
+
+def test_a_retry_policy_cannot_be_changed_once_made() -> None:
+    # Shared by the client, its transport and every sweep: a change would reach them all.
+    policy = RetryPolicy()
+    with pytest.raises(AttributeError):
+        policy.max_retries = 9  # type: ignore[misc]
+    assert hash(policy) == hash(RetryPolicy())
+
+
+def test_a_retry_policy_of_zeros_is_valid_no_retry_no_wait() -> None:
+    policy = RetryPolicy(max_retries=0, initial_delay=0, max_delay=0, max_retry_after=0)
+    assert backoff_delay(5, policy, 0.5) == 0.0
+    assert honoured_retry_after(0.0, policy) == 0.0
+    assert honoured_retry_after(0.5, policy) is None
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "honoured"),
+    [(None, None), (0.0, 0.0), (59.5, 59.5), (60.0, 60.0), (60.001, None), (3600.0, None)],
+)
+def test_a_retry_after_up_to_max_retry_after_is_honoured_beyond_it_not(
+    retry_after: float | None, honoured: float | None
+) -> None:
+    assert honoured_retry_after(retry_after, RetryPolicy(max_retry_after=60.0)) == honoured

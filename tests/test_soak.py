@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 import pytest
+from _pool import connections_in_use
 
 from lean_async import APIConnectionError, DecodeError, RetryPolicy, ServerError, SweepProgress
 from lean_async.testing import FakeLean, Faults
@@ -42,8 +43,7 @@ async def test_a_faulty_rate_limited_sweep_of_50000_customers_accounts_for_each_
                     failures[type(result.error)] += 1
                 else:
                     assert result.sources == server.data.payment_sources(result.customer_id)
-            connector = client._transport.session.connector
-            assert connector is not None and len(connector._acquired) == 0
+            assert connections_in_use(client) == 0
         stats = server.stats
 
     elapsed = time.monotonic() - started

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from _pool import connections_in_use
 from _server import serve_route
 from aiohttp import web
 
@@ -125,12 +126,6 @@ def other_tasks() -> set[asyncio.Task[object]]:
             for mark in server_side
         )
     }
-
-
-def checked_out(client: lean_async.LeanClient) -> int:
-    connector = client._transport.session.connector
-    assert connector is not None
-    return len(connector._acquired)  # type: ignore[attr-defined]
 
 
 async def test_every_customer_is_accounted_for_exactly_once_with_typed_errors() -> None:
@@ -280,7 +275,7 @@ async def test_endless_input_can_be_consumed_partially_and_the_client_stays_usab
                     break
         assert ids.pulled <= 300 + 21
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
         assert len(await lean.payment_sources.list(customer(0))) == 1
 
 
@@ -295,7 +290,7 @@ async def test_break_cancels_in_flight_requests_promptly() -> None:
                 break
         assert time.monotonic() - started < 2
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
         await asyncio.sleep(0.05)  # let the server see the dropped connections
         assert server.in_flight == 0
         assert await lean.payment_sources.list(ids[0])
@@ -312,7 +307,7 @@ async def test_break_without_aclosing_still_cleans_up_once_the_sweep_is_dropped(
                 break
             await asyncio.sleep(0.02)
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
 
 
 async def test_cancelling_the_task_running_a_sweep_propagates_and_leaves_nothing() -> None:
@@ -334,7 +329,7 @@ async def test_cancelling_the_task_running_a_sweep_propagates_and_leaves_nothing
         with pytest.raises(asyncio.CancelledError):
             await task
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
         assert await lean.payment_sources.list(ids[0])
 
 
@@ -347,7 +342,7 @@ async def test_an_error_in_the_loop_body_cancels_the_sweep() -> None:
                 async for _ in s:
                     raise KeyError("boom")
         assert other_tasks() == set()
-        assert checked_out(lean) == 0
+        assert connections_in_use(lean) == 0
 
 
 async def test_an_input_that_fails_ends_the_sweep_with_its_exception() -> None:
@@ -420,6 +415,16 @@ async def test_a_retry_after_beyond_the_limit_fails_the_customer_at_once() -> No
     assert time.monotonic() - started < 2
     assert all(isinstance(r.error, RateLimitError) and r.error.retry_after == 3600 for r in results)
     assert sum(server.requests.values()) == 5
+
+
+def test_a_progress_object_reads_zero_before_its_sweep_starts() -> None:
+    # A progress bar drawn before the first result shows nothing done, nothing in flight.
+    progress = SweepProgress()
+    assert (progress.done, progress.ok, progress.failed, progress.sources) == (0, 0, 0, 0)
+    assert (progress.in_flight, progress.concurrency, progress.rate_limited) == (0, 0, 0)
+    assert progress.paced_rate is None and not progress.errors
+    assert progress.elapsed == 0.0 and progress.rate == 0.0
+    assert progress.summary().startswith("0 customers (0 ok, 0 failed), 0 payment sources")
 
 
 async def test_progress_counts_match_the_results() -> None:
@@ -523,3 +528,57 @@ async def test_connection_failures_before_the_first_answer_are_yielded_once_it_c
         results = [r async for r in lean.payment_sources.sweep(first_refused())]
     assert len(results) == 41 and len({r.customer_id for r in results}) == 41
     assert sum(isinstance(r.error, APIConnectionError) for r in results) == 3
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 8])
+@pytest.mark.parametrize("fails_after", [0, 1, 5])
+async def test_a_sync_input_that_fails_while_a_worker_reads_it_ends_the_sweep_with_its_error(
+    concurrency: int, fails_after: int
+) -> None:
+    # A worker reads a sync input itself, in its own loop: with one worker, nobody else
+    # is left to notice, so its crash must reach the results generator, or the sweep
+    # ends as if the input were done (or waits for good).
+    def broken() -> Iterator[str]:
+        yield from (customer(n) for n in range(fails_after))
+        raise OSError("cursor lost")
+
+    results = []
+
+    async def consume(lean: lean_async.LeanClient) -> None:
+        async for result in lean.payment_sources.sweep(broken(), concurrency=concurrency):
+            results.append(result)  # noqa: PERF401 (kept as they come: the sweep raises)
+
+    async with serve(SweepServer()) as url, client_for(url) as lean:
+        with pytest.raises(OSError, match="cursor lost"):
+            await asyncio.wait_for(consume(lean), timeout=10)
+        assert other_tasks() == set()
+    assert all(r.ok for r in results) and len(results) <= fails_after
+
+
+async def test_one_retry_after_of_an_hour_does_not_pause_the_rest_of_the_sweep() -> None:
+    # The first burst is refused with Retry-After: 3600 (beyond max_retry_after): those
+    # customers fail at once, and the pause of every start that the refusals cause is
+    # the client's own backoff, not the hour.
+    server = SweepServer(rate=None, retry_after="3600")
+    refused = 8
+    handle = server.handle
+
+    async def refuse_the_first_burst(request: web.Request) -> web.StreamResponse:
+        if sum(server.requests.values()) < refused:
+            server.requests[request.match_info["customer_id"]] += 1
+            return _error(429, "RATE_LIMIT_EXCEEDED", {"Retry-After": "3600"})
+        return await handle(request)
+
+    server.handle = refuse_the_first_burst  # type: ignore[method-assign]
+    ids = [customer(n) for n in range(40)]
+    async with serve(server) as url, client_for(url) as lean:
+
+        async def sweep() -> list[lean_async.SweepResult[str]]:
+            return [r async for r in lean.payment_sources.sweep(ids, concurrency=4)]
+
+        results = await asyncio.wait_for(sweep(), timeout=20)
+    assert len(results) == 40
+    turned_away = [r for r in results if not r.ok]
+    assert all(isinstance(r.error, RateLimitError) for r in turned_away)
+    assert 0 < len(turned_away) <= refused
+    assert sum(r.ok for r in results) == 40 - len(turned_away)

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 from email.utils import formatdate
+from typing import Any
 
 import aiohttp
 import pytest
@@ -184,6 +185,29 @@ async def test_delete_404_after_a_429_is_not_found(
     server.script(SOURCE_PATH, reply(429), lean_error(404, "UNKNOWN_PAYMENT_SOURCE", "gone"))
     with pytest.raises(NotFoundError):
         await make_client().payment_sources.delete(CUSTOMER_ID, SOURCE_ID)
+
+
+async def test_delete_404_after_an_attempt_that_never_connected_is_not_found(
+    server: LocalServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A refused connection sent nothing: the resend's 404 is the real answer, not proof
+    # that an earlier attempt deleted the source.
+    connect = aiohttp.TCPConnector._create_connection
+    refusals = []
+
+    async def refuse_once(self: aiohttp.TCPConnector, req: Any, *args: Any) -> Any:
+        if not refusals:
+            refusals.append(req.url)
+            raise aiohttp.ClientConnectorError(
+                req.connection_key, ConnectionRefusedError(111, "refused")
+            )
+        return await connect(self, req, *args)
+
+    monkeypatch.setattr(aiohttp.TCPConnector, "_create_connection", refuse_once)
+    server.script(SOURCE_PATH, lean_error(404, "UNKNOWN_PAYMENT_SOURCE", "gone"))
+    with pytest.raises(NotFoundError):
+        await make_client().payment_sources.delete(CUSTOMER_ID, SOURCE_ID)
+    assert len(refusals) == 1 and len(server.requests) == 1
 
 
 async def test_get_404_after_a_5xx_is_still_not_found(
@@ -454,3 +478,23 @@ async def test_a_path_prefix_in_the_base_url_is_kept(
         == []
     )
     assert len(server.seen(prefixed)) == 1
+
+
+# -- the environment ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy"])
+async def test_proxy_variables_in_the_environment_are_not_followed(
+    variable: str, server: LocalServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # trust_env=False: the credential headers never go to a proxy (nor ~/.netrc's login
+    # into them) because of what some process put in the environment.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, dead_proxy)
+    server.script(LIST_PATH, reply(200, json_body=[]))
+    assert await make_client(max_retries=0).payment_sources.list(CUSTOMER_ID) == []
+    assert len(server.requests) == 1

@@ -308,3 +308,85 @@ def test_event_type_constants_compare_equal_to_their_wire_names(
 ) -> None:
     assert event_type == event_type.value
     assert str(event_type) == event_type.value
+
+
+# -- how the digests are compared -------------------------------------------------------
+
+
+def _compare_digest_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bytes]]:
+    """Every hmac.compare_digest call the signature check makes, recorded (and answered)."""
+    from lean_async import _webhook_signature
+
+    calls: list[tuple[bytes, bytes]] = []
+    compare_digest = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return compare_digest(a, b)
+
+    monkeypatch.setattr(_webhook_signature.hmac, "compare_digest", recording)
+    return calls
+
+
+@pytest.mark.parametrize("good_at", [0, 1, 2])
+def test_every_candidate_digest_is_compared_in_constant_time_even_after_a_match(
+    monkeypatch: pytest.MonkeyPatch, good_at: int
+) -> None:
+    # `==` would leak, through timing, how much of a forged digest is right; stopping at
+    # the first match would leak which entry matched. Both show as fewer compare_digest calls.
+    secrets = [f"old-secret-{n}" for n in range(3)]
+    secrets[good_at] = SECRET
+    candidates = [hmac_sha512(BODY, secret) for secret in secrets]
+    calls = _compare_digest_calls(monkeypatch)
+    webhooks.verify_signature(BODY, ", ".join("sha512=" + c.hex() for c in candidates), SECRET)
+    assert calls == [(hmac_sha512(BODY), candidate) for candidate in candidates]
+
+
+def test_a_forged_digest_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _compare_digest_calls(monkeypatch)
+    with pytest.raises(webhooks.WebhookSignatureError):
+        webhooks.verify_signature(BODY, "sha512=" + hmac_sha512(BODY, "forger").hex(), SECRET)
+    assert calls == [(hmac_sha512(BODY), hmac_sha512(BODY, "forger"))]
+
+
+@pytest.mark.parametrize("size", [32, 63, 65, 96])
+@pytest.mark.parametrize(
+    "encode",
+    [base64.b64encode, base64.urlsafe_b64encode, lambda raw: bytes.hex(raw).encode()],
+    ids=["base64", "url-safe base64", "hex"],
+)
+def test_a_digest_of_the_wrong_length_is_malformed_not_a_mismatch(size: int, encode: Any) -> None:
+    # Refused as the wrong form before any HMAC is computed, whatever its encoding.
+    digest = hashlib.sha512(b"x").digest() * 2
+    header = "sha512=" + encode(digest[:size]).decode()
+    with pytest.raises(webhooks.WebhookSignatureError, match="malformed"):
+        webhooks.verify_signature(BODY, header, SECRET)
+
+
+def _entries(count: int) -> list[str]:
+    """``count`` signature entries, only the last one made with SECRET."""
+    wrong = ["sha512=" + hmac_sha512(BODY, f"rotated-out-{n}").hex() for n in range(count - 1)]
+    return [*wrong, "sha512=" + hmac_sha512(BODY).hex()]
+
+
+def test_up_to_eight_signatures_are_checked_a_ninth_makes_the_header_refused() -> None:
+    webhooks.verify_signature(BODY, ", ".join(_entries(8)), SECRET)
+    with pytest.raises(webhooks.WebhookSignatureError, match="too many signatures"):
+        webhooks.verify_signature(BODY, ", ".join(_entries(9)), SECRET)
+
+
+@pytest.mark.parametrize("header", ["", "  ", ",", " , ,, "])
+def test_a_header_with_no_entry_is_refused_as_empty(header: str) -> None:
+    with pytest.raises(webhooks.WebhookSignatureError, match="header is empty"):
+        webhooks.verify_signature(BODY, header, SECRET)
+
+
+# Four at a time, so that the padding still fits: only the strictness refuses them.
+@pytest.mark.parametrize("stray", ["!!!!", "****", "    ", "\t\t\t\t", "....", "!", "=="])
+def test_a_base64_digest_with_a_character_outside_the_alphabet_is_refused(stray: str) -> None:
+    # Lenient base64 decoding skips such characters: the right digest with a stray
+    # character in it would verify, so a header's exact text would not matter.
+    text = base64.b64encode(hmac_sha512(BODY)).decode().rstrip("=")
+    header = "sha512=" + text[:40] + stray + text[40:]
+    with pytest.raises(webhooks.WebhookSignatureError):
+        webhooks.verify_signature(BODY, header, SECRET)
