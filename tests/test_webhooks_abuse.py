@@ -48,6 +48,9 @@ async def status_and_close(reader: asyncio.StreamReader) -> tuple[int, bool]:
     try:
         await asyncio.wait_for(reader.read(), 2)  # the rest of the answer, then EOF
         closed = True
+    except ConnectionResetError:
+        # Closed with some of our body unread, the server's kernel resets the connection.
+        closed = True
     except asyncio.TimeoutError:
         closed = False
     return status, closed
