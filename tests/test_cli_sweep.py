@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import re
+import select
 import signal
 import socket
 import struct
@@ -564,7 +565,11 @@ def test_the_plain_status_line_fits_one_row_of_a_narrow_terminal(
             progress = SweepProgress(done=99_999, ok=99_000, failed=999, sources=150_000)
             bar.advance(progress)
             bar.close()
-        drawn = os.read(master, 4096).decode()
+        # One read may return the status before the clearing write reaches the pty.
+        chunks = []
+        while select.select([master], [], [], 0.5)[0]:
+            chunks.append(os.read(master, 4096))
+        drawn = b"".join(chunks).decode()
     finally:
         os.close(master)
         os.close(slave)
