@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING, Any
 
 from ._client import LeanClient
+from ._config import ClientConfig
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -50,6 +51,7 @@ __all__ = [
     "Beneficiary",
     "BeneficiaryStatus",
     "ClientClosedError",
+    "ClientConfig",
     "ConfigurationError",
     "ConflictError",
     "Customer",

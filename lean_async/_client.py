@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
-import logging
-import math
-import os
+import inspect
 import ssl as ssl_module
 from collections.abc import Mapping
 from types import TracebackType
-from urllib.parse import urlsplit
+from typing import Any
 
 import aiohttp
 
-from ._auth import Credentials
-from ._constants import (
-    APP_TOKEN_HEADER,
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_TIMEOUT,
-    ENV_AUTH_URL,
-    ENV_BASE_URL,
-    ENVIRONMENTS,
-    HOSTS,
-    LOGGER_NAME,
-    REGIONS,
-)
+from ._config import ClientConfig
+from ._constants import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from ._exceptions import ConfigurationError
 from ._ids import CustomerLike, validate_customer_id
-from ._ratelimit import RateControl, check_rate
+from ._observe import OnRequest, OnRetry
+from ._ratelimit import RateControl
 from ._retry import RetryPolicy
 from ._transport import Transport
 from .resources.customers import Customers
@@ -40,8 +26,6 @@ from .types.payment_sources import AccessToken
 
 __all__ = ["LeanClient"]
 
-logger = logging.getLogger(LOGGER_NAME)
-
 
 class LeanClient:
     """An asyncio client for Lean's API, owning one pooled aiohttp session.
@@ -51,6 +35,7 @@ class LeanClient:
     ``LEAN_ACCESS_TOKEN`` or ``LEAN_CLIENT_ID``/``LEAN_CLIENT_SECRET`` environment variables.
     Hosts: Lean's for ``environment`` and ``region``, unless ``base_url=``/``auth_url=``
     or the ``LEAN_BASE_URL``/``LEAN_AUTH_URL`` environment variables say otherwise.
+    ``config=``: a :class:`ClientConfig` built beforehand, instead of the other options.
 
     Constructing a client does no I/O; the session is opened on the first call, inside the
     running event loop, and closed by ``async with`` or ``await client.close()``.
@@ -81,47 +66,29 @@ class LeanClient:
         session: aiohttp.ClientSession | None = None,
         ssl: ssl_module.SSLContext | None = None,
         insecure_disable_tls_verification: bool = False,
+        on_request: OnRequest | None = None,
+        on_retry: OnRetry | None = None,
         environ: Mapping[str, str] | None = None,
+        config: ClientConfig | None = None,
     ) -> None:
-        if environment not in ENVIRONMENTS:
-            raise ConfigurationError(
-                f"environment must be one of {', '.join(map(repr, ENVIRONMENTS))}, "
-                f"got {environment!r}"
-            )
-        if region not in REGIONS:
-            raise ConfigurationError(
-                f"region must be one of {', '.join(map(repr, REGIONS))}, got {region!r}"
-            )
-        credentials = Credentials.resolve(
-            app_token=app_token,
-            access_token=access_token,
-            client_id=client_id,
-            client_secret=client_secret,
-            environ=environ,
-        )
-        env = os.environ if environ is None else environ
-        default_base, default_auth = HOSTS[(environment, region)]
-        self.environment = environment
-        self.region = region
-        self.base_url = _check_url(base_url or env.get(ENV_BASE_URL) or default_base, "base_url")
-        auth_url = auth_url or env.get(ENV_AUTH_URL)
-        if auth_url is None and credentials.scheme == "client_credentials":
-            _check_token_host(self.base_url, default_base, default_auth)
-        self.auth_url = _check_url(auth_url or default_auth, "auth_url")
-        self._auth_scheme = credentials.scheme
-        policy = _check_retry(max_retries, retry)
+        options = dict(locals())
+        del options["self"], options["config"]
+        if config is None:
+            config = ClientConfig.build(**options)
+        elif not isinstance(config, ClientConfig):
+            raise ConfigurationError(f"config must be a lean_async.ClientConfig, got {config!r}")
+        else:
+            given = [name for name, value in options.items() if value != _DEFAULTS[name]]
+            if given:
+                raise ConfigurationError(
+                    "pass either config= or the options it holds, not both; got config= "
+                    f"and {', '.join(name + '=' for name in given)}"
+                )
+        self.config = config
         self._transport = Transport(
-            base_url=self.base_url,
-            auth_url=self.auth_url,
-            credentials=credentials,
-            timeout=_check_timeout(timeout),
-            retry=policy,
-            max_connections=_check_positive_int(max_connections, "max_connections"),
-            max_response_bytes=_check_positive_int(max_response_bytes, "max_response_bytes"),
-            session=_check_session(session),
-            ssl=_check_ssl(ssl, insecure_disable_tls_verification),
+            config,
             # One rate control for every call and sweep of this client.
-            rate_control=RateControl(_check_rate_limit(rate_limit), policy=policy),
+            rate_control=RateControl(config.rate_limit, policy=config.retry),
         )
         self.customers = Customers(self._transport)
         self.payment_sources = PaymentSources(self._transport)
@@ -129,9 +96,28 @@ class LeanClient:
         self.events = Events(self._transport)
 
     @property
+    def environment(self) -> str:
+        return self.config.environment
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL this client calls (resolved: given, from the environment, or
+        Lean's for the environment and region)."""
+        return self.config.base_url
+
+    @property
+    def auth_url(self) -> str:
+        """The OAuth2 token URL (used with client credentials only)."""
+        return self.config.auth_url
+
+    @property
     def retry(self) -> RetryPolicy:
         """The retry policy every call follows."""
-        return self._transport.retry
+        return self.config.retry
 
     @property
     def closed(self) -> bool:
@@ -142,7 +128,7 @@ class LeanClient:
         ``Customer`` stands for its id), to hand to the front-end LinkSDK. Needs client
         credentials; the token is not cached."""
         customer = validate_customer_id(customer_id)
-        if self._auth_scheme != "client_credentials":
+        if self.config.credentials.scheme != "client_credentials":
             raise ConfigurationError(
                 "customer_token() needs client_id= and client_secret= credentials"
             )
@@ -166,142 +152,12 @@ class LeanClient:
     def __repr__(self) -> str:
         return (
             f"LeanClient(environment={self.environment!r}, region={self.region!r}, "
-            f"base_url={self.base_url!r}, auth={self._auth_scheme!r})"
+            f"base_url={self.base_url!r}, auth={self.config.credentials.scheme!r})"
         )
 
 
-def _check_url(url: str, name: str) -> str:
-    if not isinstance(url, str):
-        raise ConfigurationError(f"{name} must be a string URL, got {url!r}")
-    parts = urlsplit(url)
-    # Checked first, so that no later message echoes a password in the URL.
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(
-            f"{name} must not carry a query, fragment or user info, got {parts.scheme}://"
-            f"{parts.hostname}..."
-        )
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {url!r}")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"{name} {url!r} is plain http to a non-loopback host: credentials would travel "
-            "unencrypted; use https (http is allowed only for 127.0.0.1, ::1 and localhost)"
-        )
-    return url.rstrip("/")
-
-
-def _check_token_host(base_url: str, default_base: str, default_auth: str) -> None:
-    """OAuth2 tokens come from Lean's auth host unless told otherwise: with the API host
-    pointed elsewhere, that is almost never meant (a mock or a proxy would get a token from
-    Lean for every call, and each would fail slowly), so both hosts must be given. There is
-    no safe guess: a token URL on the API host is only the fake server's layout."""
-    if base_url == default_base.rstrip("/"):
-        return
-    raise ConfigurationError(
-        f"base_url= (or {ENV_BASE_URL}) sends requests to {base_url}, but OAuth2 tokens "
-        f"would still come from {default_auth}: pass auth_url= (or set {ENV_AUTH_URL}) "
-        "with the token URL to use"
-    )
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-    if isinstance(timeout, aiohttp.ClientTimeout):
-        for name in ("total", "connect", "sock_read", "sock_connect"):
-            value = getattr(timeout, name)
-            # aiohttp silently takes a negative or zero timeout for no timeout at all.
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ConfigurationError(
-                    f"timeout.{name} must be a number of seconds > 0 or None, got {value!r}"
-                )
-        return timeout
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise ConfigurationError(
-            f"timeout must be a number of seconds > 0 or an aiohttp.ClientTimeout, got {timeout!r}"
-        )
-    return aiohttp.ClientTimeout(
-        total=timeout, sock_connect=min(DEFAULT_CONNECT_TIMEOUT, float(timeout))
-    )
-
-
-def _check_retry(max_retries: int | None, retry: RetryPolicy | None) -> RetryPolicy:
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise ConfigurationError(f"retry must be a lean_async.RetryPolicy, got {retry!r}")
-    if max_retries is not None and (
-        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
-    ):
-        raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
-    policy = retry or RetryPolicy()
-    if max_retries is not None and max_retries != policy.max_retries:
-        policy = RetryPolicy(
-            max_retries=max_retries,
-            initial_delay=policy.initial_delay,
-            max_delay=policy.max_delay,
-            max_retry_after=policy.max_retry_after,
-        )
-    return policy
-
-
-def _check_positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
-    return value
-
-
-def _check_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
-    if session is None:
-        return None
-    if not isinstance(session, aiohttp.ClientSession):
-        raise ConfigurationError(f"session must be an aiohttp.ClientSession, got {session!r}")
-    clashing = {"authorization", APP_TOKEN_HEADER} & {h.lower() for h in session.headers}
-    if clashing:
-        # A request must carry exactly one credential: the client's.
-        raise ConfigurationError(
-            f"the session's default headers carry {', '.join(sorted(clashing))}; pass "
-            "credentials to LeanClient instead"
-        )
-    return session
-
-
-def _check_ssl(
-    ssl: ssl_module.SSLContext | None, insecure: bool
-) -> ssl_module.SSLContext | bool | None:
-    if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
-        raise ConfigurationError(
-            "ssl must be an ssl.SSLContext (e.g. with a client certificate for mutual TLS); "
-            "to turn certificate checks off, pass insecure_disable_tls_verification=True"
-        )
-    if insecure:
-        if ssl is not None:
-            raise ConfigurationError(
-                "pass either ssl= or insecure_disable_tls_verification=True, not both"
-            )
-        logger.warning(
-            "TLS certificate verification is disabled (insecure_disable_tls_verification="
-            "True): anyone on the network path can read and change this client's requests, "
-            "credentials included"
-        )
-        return False
-    return ssl
-
-
-def _check_rate_limit(rate_limit: float | None) -> float | None:
-    if rate_limit is None:
-        return None
-    try:
-        return check_rate(rate_limit)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+# The keyword arguments that config= stands for, with their defaults.
+_DEFAULTS: dict[str, Any] = {
+    name: parameter.default
+    for name, parameter in inspect.signature(ClientConfig.build).parameters.items()
+}

@@ -24,8 +24,9 @@ HOSTS: Final[dict[tuple[str, str], tuple[str, str]]] = {
         "https://auth.sa.leantech.me/oauth2/token",
     ),
 }
-ENVIRONMENTS: Final = ("sandbox", "production")
-REGIONS: Final = ("uae", "ksa")
+# The environments and regions are the table's keys, in the order first listed.
+ENVIRONMENTS: Final = tuple(dict.fromkeys(environment for environment, _ in HOSTS))
+REGIONS: Final = tuple(dict.fromkeys(region for _, region in HOSTS))
 
 # Environment variables read when no credential is passed explicitly.
 ENV_APP_TOKEN: Final = "LEAN_APP_TOKEN"

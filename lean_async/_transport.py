@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import ssl as ssl_module
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -17,7 +16,8 @@ import backoff
 from aiohttp import hdrs
 from yarl import URL
 
-from ._auth import Credentials, Headers, make_auth
+from ._auth import Headers, make_auth
+from ._config import ClientConfig
 from ._constants import (
     DNS_CACHE_TTL,
     LOGGER_NAME,
@@ -33,7 +33,7 @@ from ._exceptions import (
     error_from_response,
 )
 from ._ratelimit import RateControl
-from ._retry import RATE_LIMITED, RetryPolicy, give_up, parse_retry_after, retry_waits
+from ._retry import RATE_LIMITED, give_up, parse_retry_after, retry_waits
 from ._version import __version__
 from .types.payment_sources import AccessToken, decode_access_token
 
@@ -97,50 +97,41 @@ class _Call:
 
 
 class Transport:
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        auth_url: str,
-        credentials: Credentials,
-        timeout: aiohttp.ClientTimeout,
-        retry: RetryPolicy,
-        max_connections: int,
-        max_response_bytes: int,
-        session: aiohttp.ClientSession | None,
-        ssl: ssl_module.SSLContext | bool | None,
-        rate_control: RateControl,
-    ) -> None:
-        self.base_url = base_url
+    def __init__(self, config: ClientConfig, *, rate_control: RateControl) -> None:
+        self.base_url = config.base_url
         # Parsed once: each call only swaps the path in (yarl parses a whole URL string
         # three times slower), keeping any path prefix of the base URL.
-        self._base = URL(base_url)
+        self._base = URL(config.base_url)
         self._base_path = self._base.raw_path.rstrip("/")
-        self.auth_url = auth_url
-        self.retry = retry
-        self._credentials = credentials
-        self._timeout = timeout
-        self._max_connections = max_connections
-        self._max_response_bytes = max_response_bytes
-        self._session = session
-        self._owns_session = session is None
+        self.auth_url = config.auth_url
+        self.retry = config.retry
+        self._credentials = config.credentials
+        self._timeout = config.timeout
+        self._max_connections = config.max_connections
+        self._max_response_bytes = config.max_response_bytes
+        self._session = config.session
+        self._owns_session = config.session is None
+        self._on_request = config.on_request
+        self._on_retry = config.on_retry
         self.rate_control = rate_control
         self._closed = False
         self._base_headers: Headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         # The token a call needs is fetched within that call's attempt, once: the call's own
         # retries then bound it, instead of retrying a retrying fetch.
         self._auth = make_auth(
-            credentials, self._base_headers, functools.partial(self.fetch_token, retry=False)
+            config.credentials,
+            self._base_headers,
+            functools.partial(self.fetch_token, retry=False),
         )
         # Extra keyword arguments for every session.request, computed once.
         # raise_for_status is set per request so that a caller's session cannot change it.
         self._request_options: dict[str, Any] = {
             "allow_redirects": False,
             "raise_for_status": False,
-            "timeout": timeout,
+            "timeout": config.timeout,
         }
-        if ssl is not None:
-            self._request_options["ssl"] = ssl
+        if config.ssl_option is not None:
+            self._request_options["ssl"] = config.ssl_option
         self._send = self._with_retries(retry_rate_limited=True)
         self._send_no_429_retry = self._with_retries(retry_rate_limited=False)
 

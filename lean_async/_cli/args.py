@@ -6,9 +6,10 @@ import argparse
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from .._client import LeanClient
+from .._config import ClientConfig
 from .._constants import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
@@ -24,7 +25,13 @@ from .._exceptions import ConfigurationError
 from .._retry import RetryPolicy, backoff_delay
 from . import UsageError
 
-__all__ = ["client_flags", "client_from_args", "positive_int", "verbosity_flags"]
+__all__ = [
+    "client_config_from_args",
+    "client_flags",
+    "client_from_args",
+    "positive_int",
+    "verbosity_flags",
+]
 
 
 def positive_int(text: str) -> int:
@@ -145,17 +152,24 @@ def client_flags() -> argparse.ArgumentParser:
     return parent
 
 
-def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanClient:
-    """The client the flags describe; UsageError (one sentence, in terms of the flags) when
-    they don't."""
+def client_config_from_args(
+    args: argparse.Namespace,
+    *,
+    concurrency: int = 1,
+    environ: Mapping[str, str] | None = None,
+) -> ClientConfig:
+    """The client configuration the flags describe (``environ``, default ``os.environ``,
+    for what they leave out); UsageError (one sentence, in terms of the flags) when they
+    don't describe one."""
+    env = os.environ if environ is None else environ
     client_id, client_secret = args.client_id, args.client_secret
     if (client_id is None) != (client_secret is None):
         # The other half of the pair may come from the environment, to keep the secret
         # out of the shell's history.
-        client_id = client_id or os.environ.get(ENV_CLIENT_ID) or None
-        client_secret = client_secret or os.environ.get(ENV_CLIENT_SECRET) or None
+        client_id = client_id or env.get(ENV_CLIENT_ID) or None
+        client_secret = client_secret or env.get(ENV_CLIENT_SECRET) or None
     try:
-        return LeanClient(
+        return ClientConfig.build(
             app_token=args.app_token,
             access_token=args.access_token,
             client_id=client_id,
@@ -168,9 +182,15 @@ def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanC
             max_retries=args.max_retries,
             rate_limit=args.rate_limit,
             max_connections=max(DEFAULT_MAX_CONNECTIONS, concurrency),
+            environ=env,
         )
     except ConfigurationError as exc:
         raise UsageError(in_flag_terms(str(exc))) from None
+
+
+def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanClient:
+    """The client the flags describe; UsageError when they don't."""
+    return LeanClient(config=client_config_from_args(args, concurrency=concurrency))
 
 
 # The client's keyword arguments that are flags of the same name on the command line.

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from .._client import LeanClient
+from .._config import ClientConfig
 from ..types.customers import Customer
 from ..types.payment_sources import BeneficiaryStatus, PaymentSource, PaymentSourceStatus
 from ._app import TOKEN_PATH, LeanApp
@@ -167,14 +168,18 @@ class FakeLean:
 
     def client(self, *, oauth: bool = False, **overrides: Any) -> LeanClient:
         """A LeanClient wired to this server: with the app token, or with ``oauth=True``
-        the OAuth2 client credentials; ``overrides`` go to LeanClient as they are."""
+        the OAuth2 client credentials; ``overrides`` are LeanClient's keyword arguments."""
+        return LeanClient(config=self.client_config(oauth=oauth, **overrides))
+
+    def client_config(self, *, oauth: bool = False, **overrides: Any) -> ClientConfig:
+        """The configuration of :meth:`client`, e.g. to build several clients from."""
         options: dict[str, Any] = {"base_url": self.url, "auth_url": self.token_url}
         if oauth:
             options.update(client_id=self.client_id, client_secret=self.client_secret)
         elif not {"app_token", "access_token", "client_id", "client_secret"} & overrides.keys():
             options["app_token"] = self.app_token
         options.update(overrides)
-        return LeanClient(**options)
+        return ClientConfig.build(**options)
 
     # -- knobs and counters --------------------------------------------------------
 
