@@ -53,13 +53,13 @@ TESTS_FOR_MODULE: dict[str, list[str]] = {
     "lean_async/_retry.py": [
         "tests/test_retry_rules.py",
         "tests/test_client_config.py",
-        "tests/test_reliability_config.py",
         "tests/test_rate_control.py",
     ],
     "lean_async/_cli/records.py": [
         "tests/test_output_formats.py",
         "tests/test_cli_resume.py",
     ],
+    "lean_async/_config.py": ["tests/test_client_config.py", "tests/test_security.py"],
     "lean_async/_auth.py": ["tests/test_auth.py", "tests/test_oauth_integration.py"],
     "lean_async/_sweep.py": [
         "tests/test_sweep.py",
