@@ -19,6 +19,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -114,6 +115,7 @@ PROGRAMS = (
     "web.run_app(",
     "inbox.backfill(",
     "from lean_async.mcp import create_server",
+    "AioHttpClientInstrumentor().instrument()",
 )
 
 
@@ -275,6 +277,47 @@ async def test_fake_server_example_runs(lean_env: tuple[FakeLean, dict[str, str]
     code, out, err = await run(program("from lean_async.testing import FakeLean"), env)
     assert code == 0, err
     assert "requests served" in out
+
+
+def _console_spans(text: str) -> list[dict[str, Any]]:
+    """The spans ConsoleSpanExporter printed: JSON objects one after another."""
+    decoder, spans, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        span, at = decoder.raw_decode(text, len(text) - len(text[at:].lstrip()))
+        spans.append(span)
+    return spans
+
+
+@pytest.mark.parametrize("oauth", [False, True], ids=["app token", "oauth"])
+@pytest.mark.parametrize("capture", [None, ".*"], ids=["default", "every request header"])
+async def test_tracing_example_exports_a_span_per_request_and_no_credential(
+    lean_env: tuple[FakeLean, dict[str, str]], oauth: bool, capture: str | None
+) -> None:
+    server, env = lean_env
+    env = {name: value for name, value in env.items() if not name.startswith("OTEL_")}
+    if oauth:
+        del env["LEAN_APP_TOKEN"]
+        env.update(LEAN_CLIENT_ID=server.client_id, LEAN_CLIENT_SECRET=server.client_secret)
+    if capture:
+        env["OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST"] = capture
+    code, out, err = await run(program("AioHttpClientInstrumentor().instrument()"), env)
+    assert code == 0, err
+    spans = _console_spans(out)
+    http = [span for span in spans if span["kind"] == "SpanKind.CLIENT"]
+    [parent] = [span for span in spans if span["name"] == "reconcile first customers"]
+    # One page of customers, two customers' sources (and the token first, with OAuth2).
+    assert [span["name"] for span in http] == ["POST"] * oauth + ["GET"] * 3
+    assert {span["parent_id"] for span in http} == {parent["context"]["span_id"]}
+    assert server.stats.requests == len(http)
+    for secret in (server.app_token, server.client_secret, "Bearer ", "eyJ"):
+        assert secret not in out
+    credential_header = "authorization" if oauth else "lean_app_token"
+    recorded = {
+        str(span["attributes"].get(f"http.request.header.{credential_header}"))
+        for span in http
+        if span["name"] == "GET"
+    }
+    assert recorded == ({"['[REDACTED]']"} if capture else {"None"})
 
 
 async def test_webhook_receiver_example_handles_a_signed_delivery(
