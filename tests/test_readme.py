@@ -116,6 +116,7 @@ PROGRAMS = (
     "inbox.backfill(",
     "from lean_async.mcp import create_server",
     "AioHttpClientInstrumentor().instrument()",
+    "ClientConfig.build(environment=",
 )
 
 
@@ -277,6 +278,27 @@ async def test_fake_server_example_runs(lean_env: tuple[FakeLean, dict[str, str]
     code, out, err = await run(program("from lean_async.testing import FakeLean"), env)
     assert code == 0, err
     assert "requests served" in out
+
+
+async def test_config_example_prints_the_resolved_configuration_without_a_secret(
+    lean_env: tuple[FakeLean, dict[str, str]],
+) -> None:
+    server, env = lean_env
+    code, out, err = await run(program("ClientConfig.build(environment="), env)
+    assert code == 0, err
+    assert out.startswith(f"calling {server.url} with app_token RetryPolicy(max_retries=4,")
+    assert out.endswith("[30.0, 120]\n")
+    assert server.app_token not in out
+
+
+async def test_config_example_fails_at_start_up_on_a_wrong_configuration(
+    lean_env: tuple[FakeLean, dict[str, str]],
+) -> None:
+    _, env = lean_env
+    env = {**env, "LEAN_BASE_URL": "http://lean.example"}
+    code, out, err = await run(program("ClientConfig.build(environment="), env)
+    assert code == 1 and out == ""
+    assert "ConfigurationError: base_url 'http://lean.example' is plain http" in err
 
 
 def _console_spans(text: str) -> list[dict[str, Any]]:
