@@ -84,7 +84,7 @@ class LeanClient:
                     "pass either config= or the options it holds, not both; got config= "
                     f"and {', '.join(name + '=' for name in given)}"
                 )
-        self.config = config
+        self._config = config
         self._transport = Transport(
             config,
             # One rate control for every call and sweep of this client.
@@ -94,6 +94,11 @@ class LeanClient:
         self.payment_sources = PaymentSources(self._transport)
         self.payment_destinations = PaymentDestinations(self._transport)
         self.events = Events(self._transport)
+
+    @property
+    def config(self) -> ClientConfig:
+        """Every option of this client, resolved and checked."""
+        return self._config
 
     @property
     def environment(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import logging
 import re
 import ssl
@@ -488,6 +489,22 @@ def test_one_config_serves_many_clients() -> None:
 def test_config_and_other_options_together_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match=f"config= and {next(iter(options))}="):
         LeanClient(config=_config(), **options)
+
+
+def test_lean_client_takes_exactly_the_options_of_client_config_build() -> None:
+    # LeanClient(...) hands its keyword arguments to ClientConfig.build: same names, same
+    # defaults, same types (config= aside).
+    def options(function: Any) -> list[tuple[str, Any, Any]]:
+        parameters = inspect.signature(function).parameters.values()
+        return [(p.name, p.default, p.annotation) for p in parameters if p.name != "config"]
+
+    assert options(LeanClient.__init__)[1:] == options(ClientConfig.build)
+
+
+def test_a_clients_config_cannot_be_swapped() -> None:
+    client = LeanClient(config=_config())
+    with pytest.raises(AttributeError):
+        client.config = _config(base_url=PROXY)  # type: ignore[misc]
 
 
 def test_config_that_is_not_a_client_config_is_refused() -> None:
