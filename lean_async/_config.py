@@ -32,7 +32,7 @@ from ._observe import OnRequest, OnRetry
 from ._ratelimit import check_rate
 from ._retry import RetryPolicy
 
-__all__ = ["ClientConfig", "is_loopback"]
+__all__ = ["ClientConfig"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -201,7 +201,7 @@ def _check_url(url: str, name: str) -> None:
         )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {url!r}")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigurationError(
             f"{name} {url!r} is plain http to a non-loopback host: credentials would travel "
             "unencrypted; use https (http is allowed only for 127.0.0.1, ::1 and localhost)"
@@ -222,7 +222,7 @@ def _check_token_host(base_url: str, default_base: str, default_auth: str) -> No
     )
 
 
-def is_loopback(host: str) -> bool:
+def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:

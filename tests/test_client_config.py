@@ -344,6 +344,27 @@ def test_timeout_in_seconds_bounds_each_attempt_and_connecting_to_ten_seconds() 
     assert _config().timeout == aiohttp.ClientTimeout(total=30.0, sock_connect=10.0)
 
 
+# The smallest values each bound accepts, and what the config holds for them.
+SMALLEST: dict[str, tuple[dict[str, Any], str, Any]] = {
+    "half a second timeout": (
+        {"timeout": 0.5}, "timeout", aiohttp.ClientTimeout(total=0.5, sock_connect=0.5),
+    ),
+    "ClientTimeout of half a second": (
+        {"timeout": aiohttp.ClientTimeout(sock_read=0.5)}, "timeout",
+        aiohttp.ClientTimeout(sock_read=0.5),
+    ),
+    "one connection": ({"max_connections": 1}, "max_connections", 1),
+    "one response byte": ({"max_response_bytes": 1}, "max_response_bytes", 1),
+    "no retries": ({"max_retries": 0}, "retry", RetryPolicy(max_retries=0)),
+    "a slow rate": ({"rate_limit": 0.1}, "rate_limit", 0.1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("options", "field", "value"), SMALLEST.values(), ids=SMALLEST.keys())
+def test_smallest_allowed_value_is_taken(options: dict[str, Any], field: str, value: Any) -> None:
+    assert getattr(_config(**options), field) == value
+
+
 @pytest.mark.parametrize(
     "given",
     [
