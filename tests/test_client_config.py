@@ -467,6 +467,13 @@ def test_config_is_frozen() -> None:
         config.base_url = "https://elsewhere.example"  # type: ignore[misc]
 
 
+def test_config_has_slots_and_no_room_for_other_attributes() -> None:
+    config = _config()
+    assert not hasattr(config, "__dict__")
+    with pytest.raises(AttributeError):
+        object.__setattr__(config, "api_key", APP_TOKEN)
+
+
 REPLACEMENTS: dict[str, tuple[dict[str, Any], str]] = {
     "plain http host": ({"base_url": "http://lean.example"}, "base_url"),
     "token url with a password": ({"auth_url": "https://u:p@lean.example"}, "auth_url"),
