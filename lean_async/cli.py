@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from ._cli import (
+    EXIT_BROKEN_PIPE,
     PROG,
     CommandError,
     calls,
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status: 0 success, 1 failure (some customers
     failed, or a call did), 2 usage error, 3 the output could not be written (a full
-    disk), 128 + N after signal N."""
+    disk), 128 + N after signal N, 141 (128 + SIGPIPE) when the reader of stdout went away."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, and usage errors
@@ -76,9 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if getattr(args, "stops_cleanly", False) else 130
     except BrokenPipeError:
         # Whoever read stdout is gone (`| head`): stop quietly, and keep Python from
-        # complaining when it flushes stdout at exit.
+        # complaining when it flushes stdout at exit. The status a shell gives a command
+        # killed by SIGPIPE, apart from 1 (some customers failed).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return EXIT_BROKEN_PIPE
     return status
 
 

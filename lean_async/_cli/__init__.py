@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["EXIT_OUTPUT_FAILED", "PROG", "CommandError", "UsageError"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_OUTPUT_FAILED", "PROG", "CommandError", "UsageError"]
 
 PROG = "lean-async"
 # Exit statuses besides 0 (success), 1 (some customers or a call failed), 2 (usage error)
 # and 128 + N (stopped by signal N).
 EXIT_OUTPUT_FAILED = 3
+# The reader of stdout went away (`| head`): what a shell shows for death by SIGPIPE.
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 class CommandError(Exception):
