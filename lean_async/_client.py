@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._auth import Credentials
+from ._auth import Credentials, fetch_token
 from ._constants import (
     APP_TOKEN_HEADER,
     DEFAULT_CONNECT_TIMEOUT,
@@ -29,6 +30,7 @@ from ._constants import (
 )
 from ._exceptions import ConfigurationError
 from ._ids import CustomerLike, validate_customer_id
+from ._observe import OnRequest, OnRetry
 from ._ratelimit import RateControl, check_rate
 from ._retry import RetryPolicy
 from ._transport import Transport
@@ -51,6 +53,11 @@ class LeanClient:
     ``LEAN_ACCESS_TOKEN`` or ``LEAN_CLIENT_ID``/``LEAN_CLIENT_SECRET`` environment variables.
     Hosts: Lean's for ``environment`` and ``region``, unless ``base_url=``/``auth_url=``
     or the ``LEAN_BASE_URL``/``LEAN_AUTH_URL`` environment variables say otherwise.
+
+    Hooks: ``on_request(RequestEvent)`` after every attempt of every request (answered or
+    not), ``on_retry(RetryEvent)`` before each wait for a retry; plain functions, called
+    in the event loop, that should return quickly. One that raises is logged (a warning
+    once per hook, the traceback at DEBUG) and the call goes on.
 
     Constructing a client does no I/O; the session is opened on the first call, inside the
     running event loop, and closed by ``async with`` or ``await client.close()``.
@@ -82,6 +89,8 @@ class LeanClient:
         ssl: ssl_module.SSLContext | None = None,
         insecure_disable_tls_verification: bool = False,
         environ: Mapping[str, str] | None = None,
+        on_request: OnRequest | None = None,
+        on_retry: OnRetry | None = None,
     ) -> None:
         if environment not in ENVIRONMENTS:
             raise ConfigurationError(
@@ -109,6 +118,7 @@ class LeanClient:
             _check_token_host(self.base_url, default_base, default_auth)
         self.auth_url = _check_url(auth_url or default_auth, "auth_url")
         self._auth_scheme = credentials.scheme
+        self._credentials = credentials
         policy = _check_retry(max_retries, retry)
         self._transport = Transport(
             base_url=self.base_url,
@@ -122,6 +132,8 @@ class LeanClient:
             ssl=_check_ssl(ssl, insecure_disable_tls_verification),
             # One rate control for every call and sweep of this client.
             rate_control=RateControl(_check_rate_limit(rate_limit), policy=policy),
+            on_request=on_request,
+            on_retry=on_retry,
         )
         self.customers = Customers(self._transport)
         self.payment_sources = PaymentSources(self._transport)
@@ -146,7 +158,13 @@ class LeanClient:
             raise ConfigurationError(
                 "customer_token() needs client_id= and client_secret= credentials"
             )
-        return await self._transport.fetch_token(f"customer.{customer}")
+        transport = self._transport
+        return await fetch_token(
+            functools.partial(transport.post_form, retries=True),
+            self.auth_url,
+            self._credentials,
+            f"customer.{customer}",
+        )
 
     async def close(self) -> None:
         """Close the owned session (a caller's own session is left open). Idempotent."""

@@ -19,7 +19,7 @@ from ._constants import (
     SHORT_RETRY_AFTER,
     SWEEP_STALLED_429_LIMIT,
 )
-from ._exceptions import APIConnectionError, APIError
+from ._exceptions import APIConnectionError, APIError, is_server_error
 
 RATE_LIMITED = 429
 
@@ -45,7 +45,7 @@ class RetryPolicy:
 
 
 def is_retryable_status(status_code: int) -> bool:
-    return status_code in RETRYABLE_4XX or status_code >= 500
+    return status_code in RETRYABLE_4XX or is_server_error(status_code)
 
 
 def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:

@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
+import msgspec
 import pytest
 
-from lean_async import AccessToken
-from lean_async._auth import ClientCredentialsAuth, StaticAuth, refresh_after
+from lean_async import DecodeError
+from lean_async._auth import (
+    ClientCredentialsAuth,
+    Credentials,
+    StaticAuth,
+    refresh_after,
+    token_form,
+)
 
 BASE = {"User-Agent": "lean-async/test"}
+TOKEN_URL = "https://auth.example/oauth2/token"
+CREDENTIALS = Credentials(client_id="client-1", client_secret="secret-1")
 
 
 class FakeTokenEndpoint:
-    """Hands out token-1, token-2, ... after ``delay`` seconds, counting the requests."""
+    """A "post a form, get bytes" function: hands out token-1, token-2, ... after
+    ``delay`` seconds, keeping each form it was sent."""
 
     def __init__(self, expires_in: float | None = 3600, delay: float = 0.0) -> None:
         self.expires_in = expires_in
         self.delay = delay
-        self.scopes: list[str] = []
+        self.forms: list[tuple[str, dict[str, str]]] = []
 
-    async def __call__(self, scope: str) -> AccessToken:
-        self.scopes.append(scope)
+    @property
+    def scopes(self) -> list[str]:
+        return [form["scope"] for _, form in self.forms]
+
+    async def __call__(self, url: str, form: Mapping[str, str]) -> bytes:
+        self.forms.append((url, dict(form)))
         await asyncio.sleep(self.delay)
-        return AccessToken(access_token=f"token-{len(self.scopes)}", expires_in=self.expires_in)
+        token = {"access_token": f"token-{len(self.forms)}", "token_type": "bearer"}
+        if self.expires_in is not None:
+            token["expires_in"] = self.expires_in  # type: ignore[assignment]
+        return msgspec.json.encode(token)
 
 
 class Clock:
@@ -35,7 +53,7 @@ class Clock:
 
 
 def _auth(endpoint: FakeTokenEndpoint, clock: Clock | None = None) -> ClientCredentialsAuth:
-    return ClientCredentialsAuth(BASE, endpoint, clock=clock or Clock())
+    return ClientCredentialsAuth(BASE, endpoint, TOKEN_URL, CREDENTIALS, clock=clock or Clock())
 
 
 @pytest.mark.parametrize(
@@ -56,10 +74,19 @@ def test_refresh_margin_scales_with_lifetime(expires_in: float | None, after: fl
     assert refresh_after(expires_in) == pytest.approx(after)
 
 
+def test_the_grant_form_carries_the_client_credentials_and_the_scope() -> None:
+    assert token_form(CREDENTIALS, "customer.42") == {
+        "client_id": "client-1",
+        "client_secret": "secret-1",
+        "grant_type": "client_credentials",
+        "scope": "customer.42",
+    }
+
+
 async def test_token_is_fetched_on_first_use_with_scope_api() -> None:
     endpoint = FakeTokenEndpoint()
     headers = await _auth(endpoint).headers()
-    assert endpoint.scopes == ["api"]
+    assert endpoint.forms == [(TOKEN_URL, token_form(CREDENTIALS, "api"))]
     assert headers["Authorization"] == "Bearer token-1"
     assert headers["User-Agent"] == BASE["User-Agent"]
     assert "lean-app-token" not in headers
@@ -100,15 +127,15 @@ async def test_one_caller_cancelled_does_not_cancel_the_shared_fetch() -> None:
 async def test_failed_fetch_reaches_every_waiter_and_the_next_call_tries_again() -> None:
     calls = 0
 
-    async def failing_then_working(scope: str) -> AccessToken:
+    async def failing_then_working(url: str, form: Mapping[str, str]) -> bytes:
         nonlocal calls
         calls += 1
         await asyncio.sleep(0.01)
         if calls == 1:
             raise RuntimeError("token endpoint down")
-        return AccessToken(access_token="token-ok", expires_in=3600)
+        return b'{"access_token": "token-ok", "expires_in": 3600}'
 
-    auth = ClientCredentialsAuth(BASE, failing_then_working)
+    auth = ClientCredentialsAuth(BASE, failing_then_working, TOKEN_URL, CREDENTIALS)
     results = await asyncio.gather(*(auth.headers() for _ in range(5)), return_exceptions=True)
     assert all(isinstance(result, RuntimeError) for result in results)
     assert (await auth.headers())["Authorization"] == "Bearer token-ok"
@@ -155,3 +182,32 @@ async def test_oauth_auth_repr_shows_no_token() -> None:
     auth = _auth(FakeTokenEndpoint())
     await auth.headers()
     assert "token-1" not in repr(auth)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"", b"not json", b'{"token_type": "bearer"}', b'{"access_token": 42}', b"[]"],
+)
+async def test_an_answer_that_is_not_a_token_is_a_decode_error_naming_no_secret(
+    answer: bytes,
+) -> None:
+    async def endpoint(url: str, form: Mapping[str, str]) -> bytes:
+        return answer
+
+    auth = ClientCredentialsAuth(BASE, endpoint, TOKEN_URL, CREDENTIALS)
+    with pytest.raises(DecodeError) as raised:
+        await auth.headers()
+    assert "secret-1" not in str(raised.value)
+
+
+async def test_a_failed_grant_leaves_no_token_and_the_next_call_fetches_again() -> None:
+    answers = [b"garbage", b'{"access_token": "token-ok", "expires_in": 60}']
+
+    async def endpoint(url: str, form: Mapping[str, str]) -> bytes:
+        return answers.pop(0)
+
+    auth = ClientCredentialsAuth(BASE, endpoint, TOKEN_URL, CREDENTIALS)
+    with pytest.raises(DecodeError):
+        await auth.headers()
+    assert (await auth.headers())["Authorization"] == "Bearer token-ok"
+    assert answers == []
