@@ -22,6 +22,7 @@ from ._exceptions import (
     ServerError,
     WebhookSignatureError,
 )
+from ._observe import RequestEvent, RetryEvent
 from ._paging import Pager
 from ._retry import RetryPolicy
 from ._sweep import SweepProgress, SweepResult
@@ -66,7 +67,9 @@ __all__ = [
     "PaymentSourceStatus",
     "PermissionDeniedError",
     "RateLimitError",
+    "RequestEvent",
     "ResponseTooLargeError",
+    "RetryEvent",
     "RetryPolicy",
     "ServerError",
     "WebhookSignatureError",
