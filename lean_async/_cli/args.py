@@ -21,6 +21,7 @@ from .._constants import (
     REGIONS,
 )
 from .._exceptions import ConfigurationError
+from .._observe import OnRetry
 from .._retry import RetryPolicy, backoff_delay
 from . import UsageError
 
@@ -145,9 +146,11 @@ def client_flags() -> argparse.ArgumentParser:
     return parent
 
 
-def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanClient:
-    """The client the flags describe; UsageError (one sentence, in terms of the flags) when
-    they don't."""
+def client_from_args(
+    args: argparse.Namespace, *, concurrency: int = 1, on_retry: OnRetry | None = None
+) -> LeanClient:
+    """The client the flags describe, with the command's own ``on_retry`` hook; UsageError
+    (one sentence, in terms of the flags) when they don't."""
     client_id, client_secret = args.client_id, args.client_secret
     if (client_id is None) != (client_secret is None):
         # The other half of the pair may come from the environment, to keep the secret
@@ -168,6 +171,7 @@ def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanC
             max_retries=args.max_retries,
             rate_limit=args.rate_limit,
             max_connections=max(DEFAULT_MAX_CONNECTIONS, concurrency),
+            on_retry=on_retry,
         )
     except ConfigurationError as exc:
         raise UsageError(in_flag_terms(str(exc))) from None
