@@ -8,7 +8,7 @@ import asyncio
 import logging
 import ssl as ssl_module
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
@@ -148,7 +148,7 @@ class Transport:
 
     # -- requests ------------------------------------------------------------------
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -159,7 +159,7 @@ class Transport:
         missing_ok_after_retry: bool = False,
         retry_rate_limited: bool = True,
         background: bool = False,
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """Send ``method path`` with retries; ``decode(body)`` makes the result.
 
         ``path`` is already percent-encoded; ``params`` become the query string, every
@@ -167,10 +167,10 @@ class Transport:
         ``missing_ok_after_retry``: a 404 after an attempt that may have been delivered
         is a success, ``decode(b"")`` (a delete). Without ``retry_rate_limited`` a 429 is
         final. A ``background`` call (a sweep's) lets the application's own calls start
-        first.
+        first. A plain function returning the call's coroutine: one frame less per call.
         """
         url, shown_path = build_url(self._base, self._base_path, path, params)
-        return await self._call(
+        return self._call(
             _Request(
                 method,
                 url,
