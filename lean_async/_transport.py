@@ -5,6 +5,7 @@ to try again from ``_retry``."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl as ssl_module
 import time
@@ -100,6 +101,8 @@ class Transport:
             self._request_options["ssl"] = ssl
         self._give_up = give_up(retry, retry_rate_limited=True)
         self._give_up_on_429 = give_up(retry, retry_rate_limited=False)
+        # The token request within a call's attempt: the call's retries bound it.
+        self._give_up_at_once = give_up(dataclasses.replace(retry, max_retries=0))
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -183,7 +186,6 @@ class Transport:
             ),
             decode,
             self._give_up if retry_rate_limited else self._give_up_on_429,
-            self.retry.max_retries,
         )
 
     async def post_form(self, url: str, form: Mapping[str, str], *, retries: bool = False) -> bytes:
@@ -199,16 +201,13 @@ class Transport:
             missing_ok=False,
             background=False,
         )
-        return await self._call(
-            request, bytes, self._give_up, self.retry.max_retries if retries else 0
-        )
+        return await self._call(request, bytes, self._give_up if retries else self._give_up_at_once)
 
     async def _call(
         self,
         request: _Request,
         decode: Decode[T],
-        give_up: Callable[[Exception], bool],
-        max_retries: int,
+        give_up: Callable[[Exception, int], bool],
     ) -> T:
         """Attempts of one request until one succeeds or the retry rules give up. A token
         refresh after a 401 is one more attempt, not counted as a retry."""
@@ -273,7 +272,7 @@ class Transport:
                 maybe_delivered = maybe_delivered or may_have_been_delivered(status)
             if self._on_request is not None:
                 self._request_event(request, attempt, status, started, answered, error)
-            if retries >= max_retries or give_up(error):
+            if give_up(error, retries):
                 logger.debug(
                     "%s %s failed after %d attempt(s): %s",
                     request.method,

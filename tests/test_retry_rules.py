@@ -91,6 +91,32 @@ def test_without_rate_limit_retries_a_429_is_final_and_a_503_is_not() -> None:
     assert give_up(POLICY)(_api_error(429)) is False
 
 
+@pytest.mark.parametrize("retry_rate_limited", [True, False])
+@pytest.mark.parametrize("retries_done", [0, 1, 2, 3])
+@pytest.mark.parametrize(
+    ("exc", "retried"),
+    [
+        (_api_error(503), True),
+        (_api_error(429), True),
+        (APIConnectionError("reset"), True),
+        (_api_error(400), False),
+    ],
+    ids=["503", "429", "reset", "400"],
+)
+def test_give_up_combines_spent_retries_the_429_rule_and_the_error(
+    exc: Exception, retried: bool, retries_done: int, retry_rate_limited: bool
+) -> None:
+    policy = RetryPolicy(max_retries=2)
+    spent = retries_done >= 2
+    final_429 = not retry_rate_limited and getattr(exc, "status_code", None) == 429
+    expected = spent or final_429 or not retried
+    assert give_up(policy, retry_rate_limited=retry_rate_limited)(exc, retries_done) is expected
+
+
+def test_a_policy_without_retries_gives_up_on_the_first_failure() -> None:
+    assert give_up(RetryPolicy(max_retries=0))(_api_error(503), 0) is True
+
+
 def test_should_retry_respects_a_policy_with_a_lower_retry_after_ceiling() -> None:
     policy = RetryPolicy(max_retry_after=5.0)
     assert should_retry(_api_error(429, retry_after=5.0), policy)
