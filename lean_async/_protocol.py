@@ -22,8 +22,10 @@ from ._exceptions import (
     is_server_error,
 )
 from ._retry import parse_retry_after
+from ._version import __version__
 
 __all__ = [
+    "BASE_HEADERS",
     "FORM",
     "JSON",
     "Decode",
@@ -33,6 +35,7 @@ __all__ = [
     "TransportFailure",
     "build_url",
     "describe",
+    "encode_form",
     "failure_cause",
     "interpret_answer",
     "may_have_been_delivered",
@@ -56,6 +59,9 @@ NOT_FOUND = 404
 
 # -- building a request -------------------------------------------------------------------
 
+# Every request's headers before the credential's.
+BASE_HEADERS: Headers = {"User-Agent": f"lean-async/{__version__}", "Accept": JSON}
+
 
 def build_url(
     base: URL, base_path: str, path: str, params: Mapping[str, str] | None
@@ -75,6 +81,11 @@ def build_url(
         encoded=True,
     )
     return url, f"{path}?{query}"
+
+
+def encode_form(form: Mapping[str, str]) -> bytes:
+    """A form as an ``application/x-www-form-urlencoded`` body."""
+    return urlencode(form).encode()
 
 
 def request_headers(credential_headers: Headers, content_type: str | None) -> Headers:

@@ -11,7 +11,7 @@ import ssl as ssl_module
 import time
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import hdrs
@@ -22,6 +22,7 @@ from ._constants import DNS_CACHE_TTL, LOGGER_NAME
 from ._exceptions import ClientClosedError, LeanError, ResponseTooLargeError
 from ._observe import OnRequest, OnRetry, RequestEvent, RetryEvent
 from ._protocol import (
+    BASE_HEADERS,
     FORM,
     JSON,
     Decode,
@@ -30,6 +31,7 @@ from ._protocol import (
     TransportFailure,
     build_url,
     describe,
+    encode_form,
     failure_cause,
     interpret_answer,
     may_have_been_delivered,
@@ -41,13 +43,10 @@ from ._protocol import (
 )
 from ._ratelimit import RateControl
 from ._retry import RATE_LIMITED, RetryPolicy, give_up, retry_waits
-from ._version import __version__
 
 logger = logging.getLogger(LOGGER_NAME)
 
 T = TypeVar("T")
-
-USER_AGENT = f"lean-async/{__version__}"
 
 _Answer = tuple[int, Mapping[str, str], bytes, "str | None"]
 
@@ -86,7 +85,7 @@ class Transport:
         self._on_request = on_request
         self._on_retry = on_retry
         self._failed_hooks: set[str] = set()
-        self._base_headers: Headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._base_headers = BASE_HEADERS
         # The token a call needs is fetched within that call's attempt, in one attempt:
         # the call's own retries then bound it, instead of retrying a retrying fetch.
         self._auth = make_auth(credentials, self._base_headers, self.post_form, auth_url)
@@ -195,7 +194,7 @@ class Transport:
             "POST",
             URL(url),
             urlsplit(url).path or "/",
-            urlencode(form).encode(),
+            encode_form(form),
             FORM,
             authenticated=False,
             missing_ok=False,

@@ -23,13 +23,16 @@ from lean_async import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
+    __version__,
 )
 from lean_async._exceptions import LeanError, ResponseTooLargeError
 from lean_async._protocol import (
+    BASE_HEADERS,
     Done,
     RefreshAndRetry,
     build_url,
     describe,
+    encode_form,
     failure_cause,
     interpret_answer,
     may_have_been_delivered,
@@ -122,6 +125,26 @@ def test_request_headers_add_the_content_type_of_a_body(
     headers = request_headers(CREDENTIAL, content_type)
     assert dict(headers) == expected
     assert "Content-Type" not in CREDENTIAL  # the credential's own headers are not changed
+
+
+def test_every_request_says_who_sends_it_and_that_it_takes_json() -> None:
+    assert dict(BASE_HEADERS) == {
+        "User-Agent": f"lean-async/{__version__}",
+        "Accept": "application/json",
+    }
+
+
+@pytest.mark.parametrize(
+    ("form", "body"),
+    [
+        ({}, b""),
+        ({"grant_type": "client_credentials"}, b"grant_type=client_credentials"),
+        ({"a": "x y", "b": "1+2&3=4"}, b"a=x+y&b=1%2B2%263%3D4"),
+        ({"scope": "customer.6db94cb7"}, b"scope=customer.6db94cb7"),
+    ],
+)
+def test_encode_form_follows_the_table(form: dict[str, str], body: bytes) -> None:
+    assert encode_form(form) == body
 
 
 def test_request_headers_without_a_body_are_the_credential_headers_themselves() -> None:
