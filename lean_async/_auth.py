@@ -22,11 +22,11 @@ from ._constants import (
     TOKEN_REFRESH_MAX_MARGIN,
 )
 from ._exceptions import ClientClosedError, ConfigurationError
+from ._protocol import Headers
 from .types.payment_sources import AccessToken, decode_access_token
 
 logger = logging.getLogger(LOGGER_NAME)
 
-Headers = Mapping[str, str]
 # POST ``form`` to ``url``; the answer's body on a 2xx, the library's error otherwise.
 PostForm = Callable[[str, Mapping[str, str]], Awaitable[bytes]]
 
@@ -253,10 +253,9 @@ def refresh_after(expires_in: float | None) -> float:
     return expires_in - margin
 
 
-Auth = StaticAuth | ClientCredentialsAuth
-
-
-def make_auth(credentials: Credentials, base: Headers, post_form: PostForm, token_url: str) -> Auth:
+def make_auth(
+    credentials: Credentials, base: Headers, post_form: PostForm, token_url: str
+) -> StaticAuth | ClientCredentialsAuth:
     """The auth of ``credentials``' scheme; an OAuth2 one gets its tokens from
     ``token_url`` through ``post_form``."""
     if credentials.app_token is not None:

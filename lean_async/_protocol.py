@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -99,28 +100,18 @@ def request_headers(credential_headers: Headers, content_type: str | None) -> He
 # -- what an answer means -----------------------------------------------------------------
 
 
+@dataclass(slots=True)
 class Done(Generic[T]):
     """The call succeeded with ``result``."""
 
-    __slots__ = ("result",)
-
-    def __init__(self, result: T) -> None:
-        self.result = result
-
-    def __repr__(self) -> str:
-        return f"Done({self.result!r})"
+    result: T
 
 
+@dataclass(slots=True)
 class RefreshAndRetry:
     """The credential was refused (``error``): refresh it and send once more."""
 
-    __slots__ = ("error",)
-
-    def __init__(self, error: APIError) -> None:
-        self.error = error
-
-    def __repr__(self) -> str:
-        return f"RefreshAndRetry({self.error!r})"
+    error: APIError
 
 
 def retry_after_of(headers: Headers, now: float) -> float | None:
@@ -140,9 +131,9 @@ def interpret_answer(
     decode: Decode[T],
     *,
     now: float,
-    missing_ok: bool = False,
-    maybe_delivered: bool = False,
-    refreshable: bool = False,
+    missing_ok: bool,
+    maybe_delivered: bool,
+    refreshable: bool,
 ) -> Done[T] | RefreshAndRetry | APIError:
     """What an HTTP answer means for the call: its result, a refresh of the credential
     and one more attempt, or the typed error (returned, for the caller's retry rules).
@@ -173,18 +164,13 @@ def may_have_been_delivered(status: int) -> bool:
 # -- what a transport failure means -------------------------------------------------------
 
 
+@dataclass(slots=True)
 class TransportFailure:
     """A request that got no HTTP answer: the library's ``error``, and whether the
     request may have reached the server (anything after the connection was made)."""
 
-    __slots__ = ("error", "maybe_delivered")
-
-    def __init__(self, error: LeanError, maybe_delivered: bool) -> None:
-        self.error = error
-        self.maybe_delivered = maybe_delivered
-
-    def __repr__(self) -> str:
-        return f"TransportFailure({self.error!r}, maybe_delivered={self.maybe_delivered})"
+    error: LeanError
+    maybe_delivered: bool
 
 
 def transport_failure(exc: BaseException, where: str, elapsed_ms: float) -> TransportFailure:

@@ -67,7 +67,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     """
     if value is None:
         return None
-    value = value.strip()
+    # No strip(): float() and the date parser both ignore surrounding whitespace.
     if not value:
         return None
     try:
@@ -123,7 +123,7 @@ def give_up(
     a 429 is final (the sweep handles 429s itself: it slows down and requeues the
     customer)."""
 
-    def _give_up(exc: Exception, retries_done: int = 0) -> bool:
+    def _give_up(exc: Exception, retries_done: int) -> bool:
         if retries_done >= policy.max_retries:
             return True
         if not retry_rate_limited and isinstance(exc, APIError) and exc.status_code == RATE_LIMITED:

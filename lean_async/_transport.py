@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from ._auth import Credentials, Headers, make_auth
+from ._auth import Credentials, make_auth
 from ._constants import DNS_CACHE_TTL, LOGGER_NAME
 from ._exceptions import ClientClosedError, LeanError, ResponseTooLargeError
 from ._observe import OnRequest, OnRetry, RequestEvent, RetryEvent
@@ -27,6 +27,7 @@ from ._protocol import (
     JSON,
     Decode,
     Done,
+    Headers,
     RefreshAndRetry,
     TransportFailure,
     build_url,

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
+import logging
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 import pytest
 
-from lean_async import DecodeError
+from lean_async import ClientClosedError, ConfigurationError, DecodeError
 from lean_async._auth import (
     ClientCredentialsAuth,
     Credentials,
     StaticAuth,
+    _being_cancelled,
+    make_auth,
     refresh_after,
     token_form,
 )
@@ -66,6 +72,7 @@ def _auth(endpoint: FakeTokenEndpoint, clock: Clock | None = None) -> ClientCred
         (2, 1.8),
         (0.5, 0.45),
         (0, 0.0),
+        (-0.5, 0.0),
         (-5, 0.0),
         (None, float("inf")),
     ],
@@ -211,3 +218,116 @@ async def test_a_failed_grant_leaves_no_token_and_the_next_call_fetches_again() 
         await auth.headers()
     assert (await auth.headers())["Authorization"] == "Bearer token-ok"
     assert answers == []
+
+
+async def test_a_token_is_refreshed_exactly_at_its_refresh_time_and_that_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    endpoint, clock = FakeTokenEndpoint(expires_in=100), Clock()
+    auth = _auth(endpoint, clock)
+    with caplog.at_level(logging.INFO, logger="lean_async"):
+        await auth.headers()
+        assert not caplog.records  # the first token is no refresh
+        clock.now += refresh_after(100)
+        assert (await auth.headers())["Authorization"] == "Bearer token-2"
+    assert [r.getMessage() for r in caplog.records] == [
+        "refreshing the access token shortly before it expires"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("credentials", "name", "value"),
+    [
+        (Credentials(app_token="app-1"), "lean-app-token", "app-1"),
+        (Credentials(access_token="bearer-1"), "Authorization", "Bearer bearer-1"),
+    ],
+)
+async def test_a_static_credential_sends_its_header_and_is_never_refreshed(
+    credentials: Credentials, name: str, value: str
+) -> None:
+    endpoint = FakeTokenEndpoint()
+    auth = make_auth(credentials, BASE, endpoint, TOKEN_URL)
+    assert await auth.headers() == {**BASE, name: value}
+    assert auth.refreshable is False  # a 401 is final
+    assert endpoint.forms == []
+
+
+async def test_client_credentials_get_tokens_from_the_token_url_and_can_be_refreshed() -> None:
+    endpoint = FakeTokenEndpoint()
+    auth = make_auth(CREDENTIALS, BASE, endpoint, TOKEN_URL)
+    assert (await auth.headers())["Authorization"] == "Bearer token-1"
+    assert auth.refreshable is True
+    assert [url for url, _ in endpoint.forms] == [TOKEN_URL]
+
+
+def test_credentials_cannot_be_changed_after_they_are_resolved() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CREDENTIALS.client_secret = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("secret", ["token\n", "tok\ren", "to\x00ken"])
+def test_a_secret_with_a_control_character_is_refused(secret: str) -> None:
+    with pytest.raises(ConfigurationError, match="control character"):
+        Credentials.resolve(
+            app_token=secret, access_token=None, client_id=None, client_secret=None, environ={}
+        )
+
+
+async def test_closing_during_a_token_fetch_ends_its_waiters_with_client_closed_error() -> None:
+    endpoint = FakeTokenEndpoint(delay=30)
+    auth = _auth(endpoint)
+    waiter = asyncio.ensure_future(auth.headers())
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(auth.aclose(), 2)  # cancels the fetch; does not raise
+    with pytest.raises(ClientClosedError):
+        await asyncio.wait_for(waiter, 2)
+
+
+async def test_a_waiter_cancelled_itself_while_closing_stays_cancelled() -> None:
+    endpoint = FakeTokenEndpoint(delay=30)
+    auth = _auth(endpoint)
+    waiter = asyncio.ensure_future(auth.headers())
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    await asyncio.wait_for(auth.aclose(), 2)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiter, 2)
+
+
+async def test_being_cancelled_is_true_only_once_a_cancellation_is_requested() -> None:
+    seen: list[bool] = []
+
+    async def probe() -> None:
+        seen.append(_being_cancelled())
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        seen.append(_being_cancelled())
+        await asyncio.sleep(0)
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.ensure_future(probe())
+    assert seen == [False, True]
+
+
+async def test_a_failed_fetch_that_nobody_awaits_any_more_is_not_reported_as_lost() -> None:
+    reported: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+
+        async def failing(url: str, form: Mapping[str, str]) -> bytes:
+            await asyncio.sleep(0.02)
+            raise RuntimeError("token endpoint down")
+
+        auth = ClientCredentialsAuth(BASE, failing, TOKEN_URL, CREDENTIALS)
+        waiter = asyncio.ensure_future(auth.headers())
+        await asyncio.sleep(0.005)
+        waiter.cancel()  # the only waiter goes away; the fetch fails later
+        await asyncio.sleep(0.05)
+        del waiter
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []

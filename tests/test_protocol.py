@@ -46,6 +46,13 @@ from lean_async._protocol import (
 NOW = 1_700_000_000.0
 BASE = URL("https://api.example/prefix")
 CREDENTIAL = {"User-Agent": "lean-async/test", "lean-app-token": "secret"}
+# The state of a call's first attempt, with a static credential.
+FIRST_ATTEMPT: dict[str, Any] = {
+    "now": NOW,
+    "missing_ok": False,
+    "maybe_delivered": False,
+    "refreshable": False,
+}
 
 
 def _json(body: bytes) -> Any:
@@ -241,7 +248,7 @@ def test_an_error_answer_carries_lean_code_message_and_request_id() -> None:
         b'{"status": "CUSTOMER_ALREADY_EXISTS", "message": "exists"}',
         "Conflict",
         _json,
-        now=NOW,
+        **FIRST_ATTEMPT,
     )
     assert isinstance(verdict, APIError)
     assert (verdict.code, verdict.message, verdict.request_id) == (
@@ -252,21 +259,21 @@ def test_an_error_answer_carries_lean_code_message_and_request_id() -> None:
 
 
 def test_an_error_answer_without_a_message_takes_the_reason_phrase() -> None:
-    verdict = interpret_answer(502, {}, b"", "Bad Gateway", _json, now=NOW)
+    verdict = interpret_answer(502, {}, b"", "Bad Gateway", _json, **FIRST_ATTEMPT)
     assert isinstance(verdict, ServerError)
     assert verdict.message == "Bad Gateway"
 
 
 def test_a_success_body_of_the_wrong_shape_raises_the_decoders_error() -> None:
     with pytest.raises(DecodeError):
-        interpret_answer(200, {}, b"{not json", None, _json, now=NOW)
+        interpret_answer(200, {}, b"{not json", None, _json, **FIRST_ATTEMPT)
 
 
 def test_an_error_body_is_never_decoded_as_a_result() -> None:
     def decode(body: bytes) -> Any:
         raise AssertionError("decoded an error body")
 
-    assert isinstance(interpret_answer(500, {}, b"{}", None, decode, now=NOW), ServerError)
+    assert isinstance(interpret_answer(500, {}, b"{}", None, decode, **FIRST_ATTEMPT), ServerError)
 
 
 @pytest.mark.parametrize(
