@@ -283,6 +283,27 @@ async def test_closing_during_a_token_fetch_ends_its_waiters_with_client_closed_
         await asyncio.wait_for(waiter, 2)
 
 
+async def test_closing_returns_only_once_the_token_fetch_it_cancelled_has_ended() -> None:
+    ended: list[bool] = []
+
+    async def slow(url: str, form: Mapping[str, str]) -> bytes:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            ended.append(True)
+        return b""
+
+    auth = ClientCredentialsAuth(BASE, slow, TOKEN_URL, CREDENTIALS)
+    waiter = asyncio.ensure_future(auth.headers())
+    await asyncio.sleep(0.01)
+    # Awaited directly (pytest-timeout bounds it): wait_for's own task would give the
+    # cancelled fetch the loop turns that aclose() must wait for itself.
+    await auth.aclose()
+    assert ended == [True]
+    with pytest.raises(ClientClosedError):
+        await asyncio.wait_for(waiter, 2)
+
+
 async def test_a_waiter_cancelled_itself_while_closing_stays_cancelled() -> None:
     endpoint = FakeTokenEndpoint(delay=30)
     auth = _auth(endpoint)
