@@ -23,6 +23,7 @@ from ._exceptions import (
     ServerError,
     WebhookSignatureError,
 )
+from ._observe import RequestEvent, RetryEvent
 from ._paging import Pager
 from ._retry import RetryPolicy
 from ._sweep import SweepProgress, SweepResult
@@ -68,7 +69,9 @@ __all__ = [
     "PaymentSourceStatus",
     "PermissionDeniedError",
     "RateLimitError",
+    "RequestEvent",
     "ResponseTooLargeError",
+    "RetryEvent",
     "RetryPolicy",
     "ServerError",
     "WebhookSignatureError",

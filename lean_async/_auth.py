@@ -1,4 +1,5 @@
-"""Credentials: which scheme, and the headers each request carries."""
+"""Credentials: which scheme, the headers each request carries, and the OAuth2
+client-credentials grant, sent through a "post a form, get bytes" function it is given."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ from ._constants import (
     TOKEN_REFRESH_MAX_MARGIN,
 )
 from ._exceptions import ClientClosedError, ConfigurationError
-from .types.payment_sources import AccessToken
+from ._protocol import Headers
+from .types.payment_sources import AccessToken, decode_access_token
 
 logger = logging.getLogger(LOGGER_NAME)
 
-Headers = Mapping[str, str]
-FetchToken = Callable[[str], Awaitable[AccessToken]]
+# POST ``form`` to ``url``; the answer's body on a 2xx, the library's error otherwise.
+PostForm = Callable[[str, Mapping[str, str]], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,26 @@ class StaticAuth:
         return "StaticAuth(***)"
 
 
+def token_form(credentials: Credentials, scope: str) -> dict[str, str]:
+    """The form of an OAuth2 client-credentials grant for ``scope``."""
+    # Only client credentials reach here: customer_token() and make_auth() see to it.
+    assert credentials.client_id is not None and credentials.client_secret is not None
+    return {
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret,
+        "grant_type": "client_credentials",
+        "scope": scope,
+    }
+
+
+async def fetch_token(
+    post_form: PostForm, token_url: str, credentials: Credentials, scope: str
+) -> AccessToken:
+    """A client-credentials token for ``scope`` from ``token_url``, sent by ``post_form``
+    (which decides how often it tries); DecodeError for an answer that is not a token."""
+    return decode_access_token(await post_form(token_url, token_form(credentials, scope)))
+
+
 class ClientCredentialsAuth:
     """OAuth2 client credentials: one token shared by every call, fetched by one request
     at a time however many calls need it, and refreshed shortly before it expires."""
@@ -147,13 +169,17 @@ class ClientCredentialsAuth:
     def __init__(
         self,
         base: Headers,
-        fetch_token: FetchToken,
+        post_form: PostForm,
+        token_url: str,
+        credentials: Credentials,
         *,
         scope: str = DEFAULT_TOKEN_SCOPE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base = base
-        self._fetch_token = fetch_token
+        self._post_form = post_form
+        self._token_url = token_url
+        self._credentials = credentials
         self._scope = scope
         self._clock = clock
         self._headers: Headers | None = None
@@ -183,7 +209,7 @@ class ClientCredentialsAuth:
 
     async def _refresh(self) -> Headers:
         started = self._clock()
-        token = await self._fetch_token(self._scope)
+        token = await fetch_token(self._post_form, self._token_url, self._credentials, self._scope)
         headers = {**self._base, "Authorization": f"Bearer {token.access_token}"}
         self._headers = headers
         self._refresh_at = started + refresh_after(token.expires_in)
@@ -227,12 +253,13 @@ def refresh_after(expires_in: float | None) -> float:
     return expires_in - margin
 
 
-Auth = StaticAuth | ClientCredentialsAuth
-
-
-def make_auth(credentials: Credentials, base: Headers, fetch_token: FetchToken) -> Auth:
+def make_auth(
+    credentials: Credentials, base: Headers, post_form: PostForm, token_url: str
+) -> StaticAuth | ClientCredentialsAuth:
+    """The auth of ``credentials``' scheme; an OAuth2 one gets its tokens from
+    ``token_url`` through ``post_form``."""
     if credentials.app_token is not None:
         return StaticAuth(base, APP_TOKEN_HEADER, credentials.app_token)
     if credentials.access_token is not None:
         return StaticAuth(base, "Authorization", f"Bearer {credentials.access_token}")
-    return ClientCredentialsAuth(base, fetch_token)
+    return ClientCredentialsAuth(base, post_form, token_url, credentials)

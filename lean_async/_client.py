@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import ssl as ssl_module
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from ._auth import fetch_token
 from ._config import ClientConfig
 from ._constants import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from ._exceptions import ConfigurationError
@@ -36,6 +38,11 @@ class LeanClient:
     Hosts: Lean's for ``environment`` and ``region``, unless ``base_url=``/``auth_url=``
     or the ``LEAN_BASE_URL``/``LEAN_AUTH_URL`` environment variables say otherwise.
     ``config=``: a :class:`ClientConfig` built beforehand, instead of the other options.
+
+    Hooks: ``on_request(RequestEvent)`` after every attempt of every request (answered or
+    not), ``on_retry(RetryEvent)`` before each wait for a retry; plain functions, called
+    in the event loop, that should return quickly. One that raises is logged (a warning
+    once per hook, the traceback at DEBUG) and the call goes on.
 
     Constructing a client does no I/O; the session is opened on the first call, inside the
     running event loop, and closed by ``async with`` or ``await client.close()``.
@@ -137,7 +144,13 @@ class LeanClient:
             raise ConfigurationError(
                 "customer_token() needs client_id= and client_secret= credentials"
             )
-        return await self._transport.fetch_token(f"customer.{customer}")
+        config = self.config
+        return await fetch_token(
+            functools.partial(self._transport.post_form, retries=True),
+            config.auth_url,
+            config.credentials,
+            f"customer.{customer}",
+        )
 
     async def close(self) -> None:
         """Close the owned session (a caller's own session is left open). Idempotent."""

@@ -188,8 +188,13 @@ _ERROR_BODY_DECODER = msgspec.json.Decoder(_ErrorBody)
 _MAX_MESSAGE_CHARS = 300
 
 
+def is_server_error(status_code: int) -> bool:
+    """5xx: Lean, or a proxy in front of it, failed."""
+    return status_code >= 500
+
+
 def error_class_for_status(status_code: int) -> type[APIError]:
-    if status_code >= 500:
+    if is_server_error(status_code):
         return ServerError
     return _STATUS_TO_ERROR.get(status_code, APIError)
 

@@ -27,7 +27,8 @@ from ._json import decode_json
 if TYPE_CHECKING:
     # Only in annotations: the models of each resource import this module, and the
     # transport imports the models.
-    from ._transport import Decode, Transport
+    from ._protocol import Decode
+    from ._transport import Transport
 
 __all__ = [
     "CUSTOMER_PAGES",
@@ -185,7 +186,7 @@ class Pager(Generic[T]):
 def page_decoder(decoder: msgspec.json.Decoder[Page[T]], what: str) -> Decode[Page[T]]:
     """A transport decode function for one page, e.g. of ``Decoder(Page[Customer])``."""
 
-    def decode(status: int, body: bytes) -> Page[T]:
+    def decode(body: bytes) -> Page[T]:
         return decode_json(decoder, body, what)
 
     return decode

@@ -19,7 +19,7 @@ from ._constants import (
     SHORT_RETRY_AFTER,
     SWEEP_STALLED_429_LIMIT,
 )
-from ._exceptions import APIConnectionError, APIError
+from ._exceptions import APIConnectionError, APIError, is_server_error
 
 RATE_LIMITED = 429
 
@@ -45,7 +45,7 @@ class RetryPolicy:
 
 
 def is_retryable_status(status_code: int) -> bool:
-    return status_code in RETRYABLE_4XX or status_code >= 500
+    return status_code in RETRYABLE_4XX or is_server_error(status_code)
 
 
 def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:
@@ -67,7 +67,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     """
     if value is None:
         return None
-    value = value.strip()
+    # No strip(): float() and the date parser both ignore surrounding whitespace.
     if not value:
         return None
     try:
@@ -104,7 +104,9 @@ def retry_delay(exc: BaseException, retry_number: int, policy: RetryPolicy, rand
 def retry_waits(
     policy: RetryPolicy, rand: Callable[[], float] = random.random
 ) -> Generator[float, BaseException | None, None]:
-    """A wait generator for ``backoff``: it is sent each failure and yields the wait."""
+    """The waits between a call's attempts, as a wait generator in ``backoff``'s protocol:
+    primed with ``send(None)``, then sent each failure, it yields the wait before the next
+    attempt."""
     exc = yield 0.0  # backoff primes the generator with send(None)
     retry_number = 0
     while True:
@@ -113,11 +115,17 @@ def retry_waits(
         retry_number += 1
 
 
-def give_up(policy: RetryPolicy, *, retry_rate_limited: bool = True) -> Callable[[Exception], bool]:
-    """backoff's ``giveup`` predicate for ``policy``; without ``retry_rate_limited`` a 429
-    is final (the sweep handles 429s itself: it slows down and requeues the customer)."""
+def give_up(
+    policy: RetryPolicy, *, retry_rate_limited: bool = True
+) -> Callable[[Exception, int], bool]:
+    """Whether a call whose attempt failed with ``exc`` after ``retries_done`` retries
+    ends there: its retries are spent or no retry is due. Without ``retry_rate_limited``
+    a 429 is final (the sweep handles 429s itself: it slows down and requeues the
+    customer)."""
 
-    def _give_up(exc: Exception) -> bool:
+    def _give_up(exc: Exception, retries_done: int) -> bool:
+        if retries_done >= policy.max_retries:
+            return True
         if not retry_rate_limited and isinstance(exc, APIError) and exc.status_code == RATE_LIMITED:
             return True
         return not should_retry(exc, policy)

@@ -1,106 +1,61 @@
-"""The only module that talks to aiohttp: one pooled session, one request with its
-retries, and the mapping of transport failures to the library's exceptions."""
+"""The only module that talks to aiohttp: one pooled session, and one call's attempts in
+one loop. What to send and what an answer means come from ``_protocol``; whether and when
+to try again from ``_retry``."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
-import backoff
 from aiohttp import hdrs
 from yarl import URL
 
-from ._auth import Headers, make_auth
+from ._auth import make_auth
 from ._config import ClientConfig
-from ._constants import (
-    DNS_CACHE_TTL,
-    LOGGER_NAME,
-    REQUEST_ID_HEADER,
-)
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    ClientClosedError,
-    LeanError,
-    ResponseTooLargeError,
-    error_from_response,
+from ._constants import DNS_CACHE_TTL, LOGGER_NAME
+from ._exceptions import ClientClosedError, LeanError, ResponseTooLargeError
+from ._observe import RequestEvent, RetryEvent
+from ._protocol import (
+    BASE_HEADERS,
+    FORM,
+    JSON,
+    Decode,
+    Done,
+    Headers,
+    RefreshAndRetry,
+    TransportFailure,
+    build_url,
+    describe,
+    encode_form,
+    failure_cause,
+    interpret_answer,
+    may_have_been_delivered,
+    request_headers,
+    request_id,
+    retry_after_of,
+    status_of,
+    transport_failure,
 )
 from ._ratelimit import RateControl
-from ._retry import RATE_LIMITED, give_up, parse_retry_after, retry_waits
-from ._version import __version__
-from .types.payment_sources import AccessToken, decode_access_token
+from ._retry import RATE_LIMITED, give_up, retry_waits
 
 logger = logging.getLogger(LOGGER_NAME)
 
 T = TypeVar("T")
-# (status, body) -> result; raises DecodeError for a body of the wrong shape.
-Decode = Callable[[int, bytes], T]
 
-USER_AGENT = f"lean-async/{__version__}"
-
-
-class _Call:
-    """One call's state across its attempts."""
-
-    __slots__ = (
-        "attempts",
-        "authenticated",
-        "background",
-        "body",
-        "content_type",
-        "decode",
-        "failed_first",
-        "maybe_delivered",
-        "method",
-        "missing_ok",
-        "path",
-        "refreshed",
-        "url",
-    )
-
-    def __init__(
-        self,
-        method: str,
-        url: URL,
-        path: str,
-        decode: Decode[Any],
-        body: bytes | None,
-        content_type: str | None,
-        missing_ok: bool,
-        authenticated: bool = True,
-        background: bool = False,
-    ) -> None:
-        self.method = method
-        self.url = url
-        self.path = path
-        self.decode = decode
-        self.body = body
-        self.content_type = content_type
-        # A 404 counts as success once an earlier attempt may have reached the server.
-        self.missing_ok = missing_ok
-        # False for the token request itself, which carries the client credentials instead.
-        self.authenticated = authenticated
-        # A sweep's request: it waits behind the application's own calls for a start.
-        self.background = background
-        self.maybe_delivered = False
-        self.refreshed = False
-        self.attempts = 0
-        # The first attempt's failure, for the retrying wrapper to see as its first try.
-        self.failed_first: LeanError | None = None
+_Answer = tuple[int, Mapping[str, str], bytes, "str | None"]
 
 
 class Transport:
     def __init__(self, config: ClientConfig, *, rate_control: RateControl) -> None:
         self.base_url = config.base_url
-        # Parsed once: each call only swaps the path in (yarl parses a whole URL string
-        # three times slower), keeping any path prefix of the base URL.
+        # Parsed once: each call only swaps the path in, keeping any path prefix.
         self._base = URL(config.base_url)
         self._base_path = self._base.raw_path.rstrip("/")
         self.auth_url = config.auth_url
@@ -115,13 +70,12 @@ class Transport:
         self._on_retry = config.on_retry
         self.rate_control = rate_control
         self._closed = False
-        self._base_headers: Headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        # The token a call needs is fetched within that call's attempt, once: the call's own
-        # retries then bound it, instead of retrying a retrying fetch.
+        self._failed_hooks: set[str] = set()
+        self._base_headers = BASE_HEADERS
+        # The token a call needs is fetched within that call's attempt, in one attempt:
+        # the call's own retries then bound it, instead of retrying a retrying fetch.
         self._auth = make_auth(
-            config.credentials,
-            self._base_headers,
-            functools.partial(self.fetch_token, retry=False),
+            config.credentials, self._base_headers, self.post_form, config.auth_url
         )
         # Extra keyword arguments for every session.request, computed once.
         # raise_for_status is set per request so that a caller's session cannot change it.
@@ -132,22 +86,10 @@ class Transport:
         }
         if config.ssl_option is not None:
             self._request_options["ssl"] = config.ssl_option
-        self._send = self._with_retries(retry_rate_limited=True)
-        self._send_no_429_retry = self._with_retries(retry_rate_limited=False)
-
-    def _with_retries(self, *, retry_rate_limited: bool) -> Callable[[_Call], Any]:
-        policy = self.retry
-        return backoff.on_exception(
-            lambda: retry_waits(policy),
-            LeanError,
-            max_tries=policy.max_retries + 1,
-            jitter=None,
-            giveup=give_up(policy, retry_rate_limited=retry_rate_limited),
-            on_backoff=_log_retry,
-            on_giveup=_log_give_up,
-            raise_on_giveup=True,
-            logger=None,
-        )(self._attempt)
+        self._give_up = give_up(config.retry, retry_rate_limited=True)
+        self._give_up_on_429 = give_up(config.retry, retry_rate_limited=False)
+        # The token request within a call's attempt: the call's retries bound it.
+        self._give_up_at_once = give_up(dataclasses.replace(config.retry, max_retries=0))
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -196,7 +138,7 @@ class Transport:
 
     # -- requests ------------------------------------------------------------------
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -207,153 +149,187 @@ class Transport:
         missing_ok_after_retry: bool = False,
         retry_rate_limited: bool = True,
         background: bool = False,
-    ) -> T:
-        """Send ``method path`` with retries; ``decode(status, body)`` makes the result.
+    ) -> Coroutine[Any, Any, T]:
+        """Send ``method path`` with retries; ``decode(body)`` makes the result.
 
         ``path`` is already percent-encoded; ``params`` become the query string, every
         name and value percent-encoded (a ``+`` in a timestamp stays a ``+``).
-        A ``background`` call (a sweep's) lets the application's own calls start first.
+        ``missing_ok_after_retry``: a 404 after an attempt that may have been delivered
+        is a success, ``decode(b"")`` (a delete). Without ``retry_rate_limited`` a 429 is
+        final. A ``background`` call (a sweep's) lets the application's own calls start
+        first. A plain function returning the call's coroutine: one frame less per call.
         """
-        if params:
-            query = urlencode(params, quote_via=quote, safe="")
-            url = URL.build(
-                scheme=self._base.scheme,
-                authority=self._base.raw_authority,
-                path=self._base_path + path,
-                query_string=query,
-                encoded=True,
-            )
-            path = f"{path}?{query}"
-        else:
-            url = self._base.with_path(self._base_path + path, encoded=True)
-        call = _Call(
-            method,
-            url,
-            path,
+        url, shown_path = build_url(self._base, self._base_path, path, params)
+        return self._call(
+            _Request(
+                method,
+                url,
+                shown_path,
+                json_body,
+                JSON if json_body is not None else None,
+                authenticated=True,
+                missing_ok=missing_ok_after_retry,
+                background=background,
+            ),
             decode,
-            json_body,
-            "application/json" if json_body is not None else None,
-            missing_ok_after_retry,
-            background=background,
+            self._give_up if retry_rate_limited else self._give_up_on_429,
         )
-        # The first attempt runs outside backoff, whose bookkeeping costs more per call than
-        # the rest of this method: most calls succeed at once. A failure is handed over to
-        # backoff as its first try, so retries, waits and logs are as if it had run it.
-        try:
-            result: T = await self._attempt(call)
-            return result
-        except LeanError as error:
-            call.failed_first = error
-        send = self._send if retry_rate_limited else self._send_no_429_retry
-        result = await send(call)
-        return result
 
-    async def _attempt(self, call: _Call) -> Any:
-        failed, call.failed_first = call.failed_first, None
-        if failed is not None:
-            raise failed
-        call.attempts += 1
-        session = self.session
-        if not call.authenticated:  # the token request, made within a call's start
-            status, response_headers, body, reason = await self._exchange(
-                session, call, self._with_content_type(call, self._base_headers)
-            )
-        else:
-            # Every request to the API starts when the client's rate control allows, and
-            # tells it how the server answered.
-            control = self.rate_control
-            ticket = control.try_start(call.background) or await control.acquire(call.background)
-            try:
-                headers = await self._auth.headers()
-                status, response_headers, body, reason = await self._exchange(
-                    session, call, self._with_content_type(call, headers)
-                )
-            except BaseException:
-                control.no_answer(ticket)
-                raise
-            if status == RATE_LIMITED:
-                control.rate_limited(ticket, _retry_after(response_headers))
+    async def post_form(self, url: str, form: Mapping[str, str], *, retries: bool = False) -> bytes:
+        """POST ``form`` to ``url`` and return the answer's body: the token request, with
+        no credential header and outside the rate control; one attempt unless ``retries``."""
+        request = _Request(
+            "POST",
+            URL(url),
+            urlsplit(url).path or "/",
+            encode_form(form),
+            FORM,
+            authenticated=False,
+            missing_ok=False,
+            background=False,
+        )
+        return await self._call(request, bytes, self._give_up if retries else self._give_up_at_once)
+
+    async def _call(
+        self,
+        request: _Request,
+        decode: Decode[T],
+        give_up: Callable[[Exception, int], bool],
+    ) -> T:
+        """Attempts of one request until one succeeds or the retry rules give up. A token
+        refresh after a 401 is one more attempt, not counted as a retry."""
+        auth = self._auth
+        attempt = retries = 0
+        maybe_delivered = refreshed = False
+        waits: Generator[float, BaseException | None, None] | None = None
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            headers, outcome = await self._attempt(request)
+            if isinstance(outcome, TransportFailure):
+                error = outcome.error
+                maybe_delivered = maybe_delivered or outcome.maybe_delivered
+                status: int | None = None
+                answered: Headers | None = None
+                logger.debug("%s (attempt %d)", error, attempt)
             else:
-                control.answered(ticket)
-        if 200 <= status < 300:
-            return call.decode(status, body)
-        if status == 401 and call.authenticated and self._auth.refreshable and not call.refreshed:
-            # An OAuth token can be revoked or expire early: refresh once, try once more.
-            call.refreshed = True
-            self._auth.invalidate(headers)
-            logger.info("%s %s got 401; refreshing the access token", call.method, call.path)
-            call.attempts -= 1
-            return await self._attempt(call)
-        if status == 404 and call.missing_ok and call.maybe_delivered:
-            return call.decode(status, b"")
-        if status >= 500:
-            call.maybe_delivered = True
-        raise error_from_response(
-            status,
-            response_headers,
-            body,
-            reason=reason,
-            retry_after=_retry_after(response_headers),
-        )
+                status, answered, body, reason = outcome
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
+                        request.method,
+                        request.path,
+                        status,
+                        _elapsed_ms(started),
+                        attempt,
+                        request_id(answered),
+                    )
+                verdict: Done[T] | RefreshAndRetry | LeanError
+                try:
+                    verdict = interpret_answer(
+                        status,
+                        answered,
+                        body,
+                        reason,
+                        decode,
+                        now=time.time(),
+                        missing_ok=request.missing_ok,
+                        maybe_delivered=maybe_delivered,
+                        refreshable=auth.refreshable and request.authenticated and not refreshed,
+                    )
+                except LeanError as undecodable:  # a success body of the wrong shape
+                    verdict = undecodable
+                if isinstance(verdict, Done):
+                    if self._on_request is not None:
+                        self._request_event(request, attempt, status, started, answered, None)
+                    return verdict.result
+                if isinstance(verdict, RefreshAndRetry):
+                    if self._on_request is not None:
+                        self._request_event(
+                            request, attempt, status, started, answered, verdict.error
+                        )
+                    # An OAuth token can be revoked or expire early: refresh once, try again.
+                    refreshed = True
+                    auth.invalidate(headers)
+                    logger.info(
+                        "%s %s got 401; refreshing the access token", request.method, request.path
+                    )
+                    continue
+                error = verdict
+                maybe_delivered = maybe_delivered or may_have_been_delivered(status)
+            if self._on_request is not None:
+                self._request_event(request, attempt, status, started, answered, error)
+            if give_up(error, retries):
+                logger.debug(
+                    "%s %s failed after %d attempt(s): %s",
+                    request.method,
+                    request.path,
+                    retries + 1,
+                    error,
+                )
+                raise error
+            if waits is None:
+                waits = retry_waits(self.retry)
+                waits.send(None)
+            wait = waits.send(error)
+            retries += 1
+            self._retrying(request, attempt, retries, wait, error)
+            await asyncio.sleep(wait)
 
-    @staticmethod
-    def _with_content_type(call: _Call, headers: Headers) -> Headers:
-        if call.content_type is None:
-            return headers
-        return {**headers, "Content-Type": call.content_type}
+    async def _attempt(self, request: _Request) -> tuple[Headers, _Answer | TransportFailure]:
+        """One attempt: the credential's headers and the answer, or the failure that
+        took the answer's place (a token that could not be fetched, a lost connection)."""
+        session = self.session
+        if not request.authenticated:  # the token request, made within a call's attempt
+            headers = self._base_headers
+            return headers, await self._exchange(session, request, headers)
+        # Every request to the API starts when the client's rate control allows, and
+        # tells it how the server answered.
+        control = self.rate_control
+        ticket = control.try_start(request.background) or await control.acquire(request.background)
+        try:
+            headers = await self._auth.headers()
+        except LeanError as failed:  # the token request failed: nothing was sent
+            control.no_answer(ticket)
+            return self._base_headers, TransportFailure(failed, False)
+        except BaseException:
+            control.no_answer(ticket)
+            raise
+        try:
+            outcome = await self._exchange(session, request, headers)
+        except BaseException:
+            control.no_answer(ticket)
+            raise
+        if isinstance(outcome, TransportFailure):
+            control.no_answer(ticket)
+        elif outcome[0] == RATE_LIMITED:
+            control.rate_limited(ticket, retry_after_of(outcome[1], time.time()))
+        else:
+            control.answered(ticket)
+        return headers, outcome
 
     async def _exchange(
-        self, session: aiohttp.ClientSession, call: _Call, headers: Headers
-    ) -> tuple[int, Mapping[str, str], bytes, str | None]:
-        """One HTTP exchange; transport failures become APIConnectionError/APITimeoutError."""
+        self, session: aiohttp.ClientSession, request: _Request, headers: Headers
+    ) -> _Answer | TransportFailure:
+        """One HTTP exchange: the answer, or the failure (mapped by the protocol) when none
+        came whole."""
         started = time.perf_counter()
         try:
             async with session.request(
-                call.method, call.url, headers=headers, data=call.body, **self._request_options
+                request.method,
+                request.url,
+                headers=request_headers(headers, request.content_type),
+                data=request.body,
+                **self._request_options,
             ) as response:
-                status = response.status
                 body = await self._read_body(response)
-                response_headers = response.headers
-                reason = response.reason
+                return response.status, response.headers, body, response.reason
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            failure = self._transport_failure(call, exc, started)
-        else:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
-                    call.method,
-                    call.path,
-                    status,
-                    _elapsed_ms(started),
-                    call.attempts,
-                    response_headers.get(REQUEST_ID_HEADER),
-                )
-            return status, response_headers, body, reason
-        logger.debug("%s (attempt %d)", failure, call.attempts)
-        # Raised outside the except block, so that the aiohttp exception, whose request
-        # info holds the credential headers, is not kept as this error's __context__.
-        raise failure
-
-    @staticmethod
-    def _transport_failure(call: _Call, exc: BaseException, started: float) -> LeanError:
-        """The library's error for a failed exchange; marks a request that may have been
-        delivered (anything after the connection was made)."""
-        where = f"{call.method} {call.path}"
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):  # never connected: nothing sent
-            return APITimeoutError(
-                f"{where}: connecting timed out after {_elapsed_ms(started):.0f} ms"
-            )
-        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-            # The server's certificate failed verification: no retry can change that.
-            return APIConnectionError(
-                f"{where}: TLS certificate verification failed: {exc}", retryable=False
-            )
-        if isinstance(exc, aiohttp.ClientConnectorError):  # never connected: nothing sent
-            return APIConnectionError(f"{where}: cannot connect: {exc}")
-        call.maybe_delivered = True
-        if isinstance(exc, asyncio.TimeoutError):
-            return APITimeoutError(f"{where} timed out after {_elapsed_ms(started):.0f} ms")
-        return APIConnectionError(f"{where}: connection failed: {_describe(exc)}")
+            # Only the exception's type and text go on: the aiohttp exception, whose
+            # request info holds the credential headers, is not kept as a __context__.
+            return transport_failure(exc, f"{request.method} {request.path}", _elapsed_ms(started))
+        except ResponseTooLargeError as too_large:
+            return TransportFailure(too_large, True)
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._max_response_bytes
@@ -376,80 +352,113 @@ class Transport:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    # -- OAuth2 --------------------------------------------------------------------
+    # -- hooks -------------------------------------------------------------------
 
-    async def fetch_token(self, scope: str, *, retry: bool = True) -> AccessToken:
-        """Client-credentials token for ``scope``; with the client's retries, or one attempt."""
-        creds = self._credentials
-        # Only client credentials reach here: customer_token() and make_auth() see to it.
-        assert creds.client_id is not None and creds.client_secret is not None
-        body = urlencode(
-            {
-                "client_id": creds.client_id,
-                "client_secret": creds.client_secret,
-                "grant_type": "client_credentials",
-                "scope": scope,
-            }
-        ).encode()
-        call = _Call(
-            "POST",
-            URL(self.auth_url),
-            urlsplit(self.auth_url).path or "/",
-            _decode_token,
-            body,
-            "application/x-www-form-urlencoded",
-            missing_ok=False,
-            authenticated=False,
+    def _request_event(
+        self,
+        request: _Request,
+        attempt: int,
+        status: int | None,
+        started: float,
+        answered: Headers | None,
+        error: LeanError | None,
+    ) -> None:
+        assert self._on_request is not None
+        event = RequestEvent(
+            method=request.method,
+            path=request.path,
+            attempt=attempt,
+            status=status,
+            elapsed=time.perf_counter() - started,
+            request_id=request_id(answered) if answered is not None else None,
+            error=error,
         )
-        result: AccessToken = await (self._send(call) if retry else self._attempt(call))
-        return result
+        self._call_hook("on_request", self._on_request, event)
+
+    def _retrying(
+        self, request: _Request, attempt: int, retries: int, wait: float, error: LeanError
+    ) -> None:
+        cause = failure_cause(error)
+        logger.info(
+            "retrying %s %s in %.2f s after %s (retry %d)",
+            request.method,
+            request.path,
+            wait,
+            cause if status_of(error) is not None else describe(error),
+            retries,
+            # For counting retries by cause without parsing the message.
+            extra={"retry_cause": cause},
+        )
+        if self._on_retry is not None:
+            event = RetryEvent(
+                method=request.method,
+                path=request.path,
+                attempt=attempt,
+                wait=wait,
+                cause=cause,
+                status=status_of(error),
+                error=error,
+            )
+            self._call_hook("on_retry", self._on_retry, event)
+
+    def _call_hook(self, name: str, hook: Callable[[Any], None], event: object) -> None:
+        """Run a user's hook; one that raises is logged (once per hook) and the call goes on."""
+        try:
+            hook(event)
+        except Exception:
+            if name not in self._failed_hooks:
+                self._failed_hooks.add(name)
+                logger.warning(
+                    "the %s hook %r raised; the call goes on (logged once; the traceback "
+                    "is logged at DEBUG)",
+                    name,
+                    hook,
+                )
+            logger.debug("the %s hook raised", name, exc_info=True)
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r}, auth={self._auth!r})"
 
 
-def _decode_token(status: int, body: bytes) -> AccessToken:
-    return decode_access_token(body)
+class _Request:
+    """What one call sends at each attempt."""
 
+    __slots__ = (
+        "authenticated",
+        "background",
+        "body",
+        "content_type",
+        "method",
+        "missing_ok",
+        "path",
+        "url",
+    )
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    return parse_retry_after(headers.get("Retry-After"), time.time())
+    def __init__(
+        self,
+        method: str,
+        url: URL,
+        path: str,
+        body: bytes | None,
+        content_type: str | None,
+        *,
+        authenticated: bool,
+        missing_ok: bool,
+        background: bool,
+    ) -> None:
+        self.method = method
+        self.url = url
+        # With its query, percent-encoded, for logs and events.
+        self.path = path
+        self.body = body
+        self.content_type = content_type
+        # False for the token request, which carries the client credentials in its form.
+        self.authenticated = authenticated
+        # A 404 counts as success once an earlier attempt may have reached the server.
+        self.missing_ok = missing_ok
+        # A sweep's request: it waits behind the application's own calls for a start.
+        self.background = background
 
 
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _log_retry(details: Any) -> None:
-    call: _Call = details["args"][0]
-    exc = details.get("exception")
-    if isinstance(exc, APIError):
-        cause = why = f"HTTP {exc.status_code}"
-    else:
-        cause, why = type(exc).__name__, _describe(exc)
-    logger.info(
-        "retrying %s %s in %.2f s after %s (retry %d)",
-        call.method,
-        call.path,
-        details["wait"],
-        why,
-        details["tries"],
-        # For counting retries by cause without parsing the message.
-        extra={"retry_cause": cause},
-    )
-
-
-def _log_give_up(details: Any) -> None:
-    call: _Call = details["args"][0]
-    logger.debug(
-        "%s %s failed after %d attempt(s): %s",
-        call.method,
-        call.path,
-        details["tries"],
-        details.get("exception"),
-    )

@@ -7,6 +7,7 @@ import csv
 import fcntl
 import io
 import json
+import logging
 import os
 import pty
 import re
@@ -36,8 +37,11 @@ from _cli import (
     write_ids,
 )
 
-from lean_async import SweepProgress, decode_payment_sources
-from lean_async._cli.report import ProgressBar, postfix
+from lean_async import RetryEvent, RetryPolicy, ServerError, SweepProgress, decode_payment_sources
+from lean_async._cli.output import open_output
+from lean_async._cli.records import JSONL
+from lean_async._cli.report import ProgressBar, RetryTally, postfix
+from lean_async._cli.sweep import sweep_into
 from lean_async.testing import FakeLean, Faults
 
 pytestmark = pytest.mark.timeout(60)
@@ -576,3 +580,40 @@ def test_the_plain_status_line_fits_one_row_of_a_narrow_terminal(
     drawings = [part for part in re.split(r"\r|\x1b\[K", drawn) if part]
     assert drawings == ["99,999/123,456 customers, 999"]  # 29 columns of 30
     assert screen(drawn) == []  # cleared at the end
+
+
+def test_the_retry_tally_counts_each_retry_event_by_cause() -> None:
+    tally = RetryTally()
+    for cause in ("HTTP 503", "APIConnectionError", "HTTP 503"):
+        tally(RetryEvent("GET", "/x", 1, 0.5, cause, None, ServerError(503)))
+    assert tally.causes == {"HTTP 503": 2, "APIConnectionError": 1}
+
+
+async def test_the_summary_counts_retries_from_the_clients_hook_and_leaves_the_logger_alone(
+    server: FakeLean, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.faults = Faults(error_rate=0.3, error_statuses=(503,), seed=3)
+    retries = RetryTally()
+    quick = RetryPolicy(max_retries=8, initial_delay=0.001, max_delay=0.005)
+    client = server.client(on_retry=retries, retry=quick)
+    library = logging.getLogger("lean_async")
+    level, handlers = library.level, list(library.handlers)
+    output, _ = open_output(str(tmp_path / "out.jsonl"), JSONL, resume=False, overwrite=False)
+    try:
+        progress = await asyncio.wait_for(
+            sweep_into(
+                client,
+                server.customer_ids,
+                output,
+                concurrency=4,
+                bar=ProgressBar(enabled=False),
+                retries=retries,
+            ),
+            timeout=60,
+        )
+    finally:
+        output.close()
+    assert progress.ok == len(server.customer_ids)
+    assert set(retries.causes) == {"HTTP 503"}
+    assert f"retried: {retries.causes['HTTP 503']} requests (" in capsys.readouterr().err
+    assert (library.level, library.handlers) == (level, handlers)

@@ -112,12 +112,12 @@ def test_page_envelope_decodes_forward_compatibly() -> None:
         b'{"data": [{"thing_id": "a", "new": 1}], "page": {"number": 0, "size": 5, '
         b'"total_elements": 1, "total_pages": 1, "sort": null, "later": true}, "links": []}'
     )
-    page = _decode_things(200, body)
+    page = _decode_things(body)
     assert page.items == [Thing("a")]
     assert page.page == PageInfo(number=0, size=5, total_elements=1, total_pages=1)
-    assert _decode_things(200, b'{"data": null}').items == []
+    assert _decode_things(b'{"data": null}').items == []
     with pytest.raises(DecodeError, match="the thing page"):
-        _decode_things(200, b"[]")
+        _decode_things(b"[]")
 
 
 # -- query parameters on the wire ----------------------------------------------------------

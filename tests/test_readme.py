@@ -3,6 +3,7 @@ pointed at a fake Lean server through the LEAN_* environment variables."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import csv
@@ -27,7 +28,7 @@ import pytest
 from _cli import CLI, clean_env, read_until, start_cli, stop
 
 from lean_async import webhooks
-from lean_async.testing import FakeLean
+from lean_async.testing import FakeLean, Faults
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 QUICK_START_CUSTOMER = "6db94cb7-3a02-4a57-a03a-e2a92ce86406"
@@ -117,6 +118,7 @@ PROGRAMS = (
     "from lean_async.mcp import create_server",
     "AioHttpClientInstrumentor().instrument()",
     "ClientConfig.build(environment=",
+    "def on_retry(event: lean_async.RetryEvent)",
 )
 
 
@@ -271,6 +273,26 @@ async def test_every_customer_reconciliation_writes_each_customer_once(
     assert sorted(line["customer_id"] for line in lines) == sorted(server.customer_ids)
     assert {line["app_user"] for line in lines} == {c.app_user_id for c in server.customers}
     assert f"{len(server.customer_ids)} customers ({len(server.customer_ids)} ok" in err
+
+
+async def test_observability_example_counts_attempts_retries_and_latency(
+    lean_env: tuple[FakeLean, dict[str, str]],
+) -> None:
+    server, env = lean_env
+    server.faults = Faults(error_rate=0.3, error_statuses=(503,), seed=5)
+    ids = list(server.customer_ids)
+    code, out, err = await run(program(PROGRAMS[-1]), env, *ids)
+    assert code == 0, err
+    counts = dict(re.findall(r"^([a-z ]+): (.*)$", out, flags=re.MULTILINE))
+    statuses = ast.literal_eval(counts["attempts by status"])
+    retries = ast.literal_eval(counts["retries by cause"])
+    latency = ast.literal_eval(counts["latency"])
+    assert set(statuses) == {200, 503}
+    assert statuses == dict(server.stats.by_status)
+    # Every attempt of a customer but its first follows a retry.
+    assert retries == {"HTTP 503": server.stats.requests - len(ids)}
+    assert sum(latency.values()) == server.stats.requests
+    assert f"{len(ids)} customers, " in out
 
 
 async def test_fake_server_example_runs(lean_env: tuple[FakeLean, dict[str, str]]) -> None:

@@ -80,15 +80,41 @@ def test_should_retry_follows_the_table(exc: BaseException, retried: bool) -> No
 
 @RETRIED
 def test_backoff_gives_up_exactly_where_no_retry_is_due(exc: Exception, retried: bool) -> None:
-    assert give_up(POLICY)(exc) is (not retried)
+    assert give_up(POLICY)(exc, 0) is (not retried)
 
 
 def test_without_rate_limit_retries_a_429_is_final_and_a_503_is_not() -> None:
     sweep_give_up = give_up(POLICY, retry_rate_limited=False)
-    assert sweep_give_up(_api_error(429)) is True
-    assert sweep_give_up(RateLimitError(429, retry_after=1.0)) is True
-    assert sweep_give_up(_api_error(503)) is False
-    assert give_up(POLICY)(_api_error(429)) is False
+    assert sweep_give_up(_api_error(429), 0) is True
+    assert sweep_give_up(RateLimitError(429, retry_after=1.0), 0) is True
+    assert sweep_give_up(_api_error(503), 0) is False
+    assert give_up(POLICY)(_api_error(429), 0) is False
+
+
+@pytest.mark.parametrize("retry_rate_limited", [True, False])
+@pytest.mark.parametrize("retries_done", [0, 1, 2, 3])
+@pytest.mark.parametrize(
+    ("exc", "retried"),
+    [
+        (_api_error(503), True),
+        (_api_error(429), True),
+        (APIConnectionError("reset"), True),
+        (_api_error(400), False),
+    ],
+    ids=["503", "429", "reset", "400"],
+)
+def test_give_up_combines_spent_retries_the_429_rule_and_the_error(
+    exc: Exception, retried: bool, retries_done: int, retry_rate_limited: bool
+) -> None:
+    policy = RetryPolicy(max_retries=2)
+    spent = retries_done >= 2
+    final_429 = not retry_rate_limited and getattr(exc, "status_code", None) == 429
+    expected = spent or final_429 or not retried
+    assert give_up(policy, retry_rate_limited=retry_rate_limited)(exc, retries_done) is expected
+
+
+def test_a_policy_without_retries_gives_up_on_the_first_failure() -> None:
+    assert give_up(RetryPolicy(max_retries=0))(_api_error(503), 0) is True
 
 
 def test_should_retry_respects_a_policy_with_a_lower_retry_after_ceiling() -> None:
@@ -249,3 +275,15 @@ def test_a_retry_after_up_to_max_retry_after_is_honoured_beyond_it_not(
     retry_after: float | None, honoured: float | None
 ) -> None:
     assert honoured_retry_after(retry_after, RetryPolicy(max_retry_after=60.0)) == honoured
+
+
+def test_the_backoff_exponent_stops_growing_at_32_doublings() -> None:
+    # Beyond that a float would overflow long before any max_delay is reached.
+    policy = RetryPolicy(initial_delay=1e-9, max_delay=1e9)
+    assert backoff_delay(40, policy, 0.0) == pytest.approx(1e-9 * 2.0**32)
+    assert backoff_delay(32, policy, 0.0) == backoff_delay(10_000, policy, 0.0)
+
+
+@pytest.mark.parametrize("header", ["\t2\n", "  Wed, 21 Oct 2015 07:28:00 GMT  "])
+def test_parse_retry_after_ignores_surrounding_whitespace(header: str) -> None:
+    assert parse_retry_after(header, NOW) == parse_retry_after(header.strip(), NOW)

@@ -60,7 +60,16 @@ TESTS_FOR_MODULE: dict[str, list[str]] = {
         "tests/test_cli_resume.py",
     ],
     "lean_async/_config.py": ["tests/test_client_config.py", "tests/test_security.py"],
-    "lean_async/_auth.py": ["tests/test_auth.py", "tests/test_oauth_integration.py"],
+    "lean_async/_auth.py": [
+        "tests/test_auth.py",
+        "tests/test_oauth_integration.py",
+        "tests/test_client_config.py",
+    ],
+    "lean_async/_protocol.py": [
+        "tests/test_protocol.py",
+        "tests/test_transport_integration.py",
+        "tests/test_hooks.py",
+    ],
     "lean_async/_sweep.py": [
         "tests/test_sweep.py",
         "tests/test_sweep_liveness.py",

@@ -22,6 +22,7 @@ from .._constants import (
     REGIONS,
 )
 from .._exceptions import ConfigurationError
+from .._observe import OnRetry
 from .._retry import RetryPolicy, backoff_delay
 from . import UsageError
 
@@ -157,10 +158,11 @@ def client_config_from_args(
     *,
     concurrency: int = 1,
     environ: Mapping[str, str] | None = None,
+    on_retry: OnRetry | None = None,
 ) -> ClientConfig:
     """The client configuration the flags describe (``environ``, default ``os.environ``,
-    for what they leave out); UsageError (one sentence, in terms of the flags) when they
-    don't describe one."""
+    for what they leave out), with the command's own ``on_retry`` hook; UsageError (one
+    sentence, in terms of the flags) when they don't describe one."""
     env = os.environ if environ is None else environ
     client_id, client_secret = args.client_id, args.client_secret
     if (client_id is None) != (client_secret is None):
@@ -183,14 +185,20 @@ def client_config_from_args(
             rate_limit=args.rate_limit,
             max_connections=max(DEFAULT_MAX_CONNECTIONS, concurrency),
             environ=env,
+            on_retry=on_retry,
         )
     except ConfigurationError as exc:
         raise UsageError(in_flag_terms(str(exc))) from None
 
 
-def client_from_args(args: argparse.Namespace, *, concurrency: int = 1) -> LeanClient:
-    """The client the flags describe; UsageError when they don't."""
-    return LeanClient(config=client_config_from_args(args, concurrency=concurrency))
+def client_from_args(
+    args: argparse.Namespace, *, concurrency: int = 1, on_retry: OnRetry | None = None
+) -> LeanClient:
+    """The client the flags describe, with the command's own ``on_retry`` hook; UsageError
+    when they don't."""
+    return LeanClient(
+        config=client_config_from_args(args, concurrency=concurrency, on_retry=on_retry)
+    )
 
 
 # The client's keyword arguments that are flags of the same name on the command line.

@@ -14,7 +14,7 @@ from .args import positive_int
 from .invocation import command
 from .output import open_output, read_written
 from .records import FORMATS, Format, format_named
-from .report import ProgressBar
+from .report import ProgressBar, RetryTally
 from .sweep import sweep_into
 
 __all__ = ["add_parser"]
@@ -94,13 +94,15 @@ async def run_demo(args: argparse.Namespace) -> int:
         output, _ = open_output(args.output, fmt, resume=False, overwrite=True)
         bar = ProgressBar(enabled=not args.no_progress)
         bar.set_total(len(ids))
+        retries = RetryTally()
         try:
             progress = await sweep_into(
-                server.client(oauth=True),
+                server.client(oauth=True, on_retry=retries),
                 ids,
                 output,
                 concurrency=args.concurrency,
                 bar=bar,
+                retries=retries,
             )
         finally:
             output.close()

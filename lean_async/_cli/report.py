@@ -9,10 +9,10 @@ import os
 import sys
 import time
 from collections import Counter
-from types import TracebackType
 from typing import Any, TextIO
 
 from .._constants import LOGGER_NAME
+from .._observe import RetryEvent
 from .._sweep import SweepProgress
 from . import PROG
 from .output import Written
@@ -171,36 +171,14 @@ def postfix(progress: SweepProgress) -> str:
     )
 
 
-class RetryTally(logging.Handler):
-    """Counts the client's retries by cause, from the ``retry_cause`` of its "retrying ..."
-    log records. Installed on the ``lean_async`` logger while in use."""
+class RetryTally:
+    """Counts the client's retries by cause: the client's ``on_retry`` hook."""
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
         self.causes: Counter[str] = Counter()
-        self._logger = logging.getLogger(LOGGER_NAME)
-        self._level = self._logger.level
 
-    def emit(self, record: logging.LogRecord) -> None:
-        cause = getattr(record, "retry_cause", None)
-        if cause is not None:
-            self.causes[str(cause)] += 1
-
-    def __enter__(self) -> RetryTally:
-        logger = self._logger
-        if not logger.isEnabledFor(logging.INFO):
-            logger.setLevel(logging.INFO)
-        logger.addHandler(self)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._logger.removeHandler(self)
-        self._logger.setLevel(self._level)
+    def __call__(self, event: RetryEvent) -> None:
+        self.causes[event.cause] += 1
 
 
 class _Said(logging.Handler):

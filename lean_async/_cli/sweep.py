@@ -127,11 +127,12 @@ async def run_sweep(args: argparse.Namespace) -> int:
     if args.raw and fmt is not JSONL:
         raise UsageError("--raw writes JSON Lines: drop --format csv (or the .csv output)")
     # Before touching any file: a missing credential must not leave an empty output.
-    client = client_from_args(args, concurrency=args.concurrency)
+    retries = RetryTally()
+    client = client_from_args(args, concurrency=args.concurrency, on_retry=retries)
     if args.all_customers:
         listing = client.customers.list(page_size=args.page_size)
         return await _sweep_to_output(
-            client, args, fmt, lambda skip, bar: _every_customer_id(listing, skip, bar)
+            client, retries, args, fmt, lambda skip, bar: _every_customer_id(listing, skip, bar)
         )
     with _opened_input(args.input, args.output) as (fd, path):
 
@@ -140,11 +141,15 @@ async def run_sweep(args: argparse.Namespace) -> int:
                 bar.set_total(count_ids(path, skip))
             return read_ids(fd, skip)
 
-        return await _sweep_to_output(client, args, fmt, from_file)
+        return await _sweep_to_output(client, retries, args, fmt, from_file)
 
 
 async def _sweep_to_output(
-    client: LeanClient, args: argparse.Namespace, fmt: Format, customer_ids: Input
+    client: LeanClient,
+    retries: RetryTally,
+    args: argparse.Namespace,
+    fmt: Format,
+    customer_ids: Input,
 ) -> int:
     output, earlier = open_output(args.output, fmt, resume=args.resume, overwrite=args.overwrite)
     try:
@@ -158,6 +163,7 @@ async def _sweep_to_output(
             output,
             concurrency=args.concurrency,
             bar=bar,
+            retries=retries,
             earlier=earlier,
             raw=args.raw,
         )
@@ -202,44 +208,44 @@ async def sweep_into(
     *,
     concurrency: int,
     bar: ProgressBar,
+    retries: RetryTally,
     earlier: Written | None = None,
     raw: bool = False,
 ) -> SweepProgress:
     """Sweep ``customer_ids`` into ``output``, then print the summary on stderr (also when
-    stopped). Refused credentials stop the sweep, and so does an API the sweep finds
-    unreachable: every customer would fail alike, and their lines would make ``--resume``
-    skip them."""
+    stopped), with the retries that ``retries``, the client's ``on_retry`` hook, counted.
+    Refused credentials stop the sweep, and so does an API the sweep finds unreachable:
+    every customer would fail alike, and their lines would make ``--resume`` skip them."""
     progress = SweepProgress()
     finished = False
-    with RetryTally() as retries:
-        try:
-            async with client:
-                resource = client.payment_sources
-                sweep = (resource._sweep_raw if raw else resource.sweep)(
-                    customer_ids, concurrency=concurrency, progress=progress
-                )
-                try:
-                    async for result in sweep:
-                        try:
-                            if isinstance(result.error, AuthenticationError):
-                                raise _refused(result.error, output)
-                            output.write(result)
-                        except CommandError:
-                            _not_written(progress, result)
-                            raise
-                        bar.advance(progress)
-                except APIConnectionError as error:  # the sweep found the API unreachable
-                    raise _unreachable(error, output) from None
-                finally:
-                    await sweep.aclose()
-            finished = True
-        finally:
-            bar.close()
-            report = summary(
-                progress, retries.causes, output=output.name, earlier=earlier, finished=finished
+    try:
+        async with client:
+            resource = client.payment_sources
+            sweep = (resource._sweep_raw if raw else resource.sweep)(
+                customer_ids, concurrency=concurrency, progress=progress
             )
-            sys.stderr.write(report)
-            sys.stderr.flush()
+            try:
+                async for result in sweep:
+                    try:
+                        if isinstance(result.error, AuthenticationError):
+                            raise _refused(result.error, output)
+                        output.write(result)
+                    except CommandError:
+                        _not_written(progress, result)
+                        raise
+                    bar.advance(progress)
+            except APIConnectionError as error:  # the sweep found the API unreachable
+                raise _unreachable(error, output) from None
+            finally:
+                await sweep.aclose()
+        finished = True
+    finally:
+        bar.close()
+        report = summary(
+            progress, retries.causes, output=output.name, earlier=earlier, finished=finished
+        )
+        sys.stderr.write(report)
+        sys.stderr.flush()
     return progress
 
 

@@ -7,7 +7,7 @@ import msgspec
 from .._constants import DEFAULT_CUSTOMER_PAGE_SIZE
 from .._exceptions import ConflictError
 from .._ids import CustomerLike, path_segment, validate_app_user_id, validate_customer_id
-from .._paging import CUSTOMER_PAGES, Page, Pager, paged_listing
+from .._paging import CUSTOMER_PAGES, Pager, paged_listing
 from .._transport import Transport
 from ..types.customers import Customer, decode_customer, decode_customer_page
 
@@ -16,14 +16,6 @@ __all__ = ["CUSTOMER_ALREADY_EXISTS", "Customers"]
 # Lean's code for a create whose app_user_id already has a customer (HTTP 409).
 CUSTOMER_ALREADY_EXISTS = "CUSTOMER_ALREADY_EXISTS"
 _PATH = "/customers/v1"
-
-
-def _decode_one(status: int, body: bytes) -> Customer:
-    return decode_customer(body)
-
-
-def _decode_page(status: int, body: bytes) -> Page[Customer]:
-    return decode_customer_page(body)
 
 
 def _customer_key(customer: Customer) -> str:
@@ -44,18 +36,18 @@ class Customers:
         of this very call created it before its answer was lost: use ``get_or_create``
         when that must not matter."""
         body = msgspec.json.encode({"app_user_id": validate_app_user_id(app_user_id)})
-        return await self._transport.request("POST", _PATH + "/", _decode_one, json_body=body)
+        return await self._transport.request("POST", _PATH + "/", decode_customer, json_body=body)
 
     async def get(self, customer_id: CustomerLike) -> Customer:
         """One customer by Lean's id; ``NotFoundError`` when there is none."""
         path = f"{_PATH}/{validate_customer_id(customer_id)}"
-        return await self._transport.request("GET", path, _decode_one)
+        return await self._transport.request("GET", path, decode_customer)
 
     async def get_by_app_user_id(self, app_user_id: str) -> Customer:
         """The customer of ``app_user_id``; ``NotFoundError`` when there is none. The id
         travels as one percent-encoded path segment, whatever characters it holds."""
         path = f"{_PATH}/app-user-id/{path_segment(validate_app_user_id(app_user_id))}"
-        return await self._transport.request("GET", path, _decode_one)
+        return await self._transport.request("GET", path, decode_customer)
 
     async def get_or_create(self, app_user_id: str) -> Customer:
         """The customer of ``app_user_id``, created if there is none yet.
@@ -84,7 +76,7 @@ class Customers:
         return paged_listing(
             self._transport,
             _PATH,
-            _decode_page,
+            decode_customer_page,
             style=CUSTOMER_PAGES,
             page_size=page_size,
             key=_customer_key,

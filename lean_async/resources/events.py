@@ -19,7 +19,7 @@ _PATH = "/events/v1"
 _RAW_PAGE = msgspec.json.Decoder(Page[msgspec.Raw])
 
 
-def _decode_page(status: int, body: bytes) -> Page[WebhookEvent]:
+def _decode_page(body: bytes) -> Page[WebhookEvent]:
     """A page of events, each decoded exactly as a webhook delivery of it is."""
     raw = decode_json(_RAW_PAGE, body, "the page of events")
     return Page(data=[decode_event(bytes(item)) for item in raw.items], page=raw.page)

@@ -17,14 +17,6 @@ __all__ = ["PaymentDestinations"]
 _PATH = "/payments/v1/destinations"
 
 
-def _decode_list(status: int, body: bytes) -> builtins.list[PaymentDestination]:
-    return decode_payment_destinations(body)
-
-
-def _decode_one(status: int, body: bytes) -> PaymentDestination:
-    return decode_payment_destination(body)
-
-
 class PaymentDestinations:
     """The Payment Destinations API. Ids are UUIDs, as for payment sources."""
 
@@ -33,17 +25,17 @@ class PaymentDestinations:
 
     async def list(self) -> builtins.list[PaymentDestination]:
         """Every payment destination of the application."""
-        return await self._transport.request("GET", _PATH, _decode_list)
+        return await self._transport.request("GET", _PATH, decode_payment_destinations)
 
     async def get(self, payment_destination_id: IdLike) -> PaymentDestination:
         """One payment destination, e.g. a beneficiary's ``payment_destination_id``;
         ``NotFoundError`` when there is none."""
         path = f"{_PATH}/{validate_id(payment_destination_id, 'payment_destination_id')}"
-        return await self._transport.request("GET", path, _decode_one)
+        return await self._transport.request("GET", path, decode_payment_destination)
 
     async def list_for_customer(
         self, customer_id: CustomerLike
     ) -> builtins.list[PaymentDestination]:
         """The payment destinations of one customer (a ``Customer`` stands for its id)."""
         path = f"/customers/v1/{validate_customer_id(customer_id)}/destinations"
-        return await self._transport.request("GET", path, _decode_list)
+        return await self._transport.request("GET", path, decode_payment_destinations)

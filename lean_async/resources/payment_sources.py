@@ -43,19 +43,8 @@ def _list_path(customer: object) -> str:
     return f"/customers/v1/{validate_customer_id(customer)}/payment-sources"
 
 
-def _decode_list(status: int, body: bytes) -> builtins.list[PaymentSource]:
-    return decode_payment_sources(body)
-
-
-def _decode_raw_list(status: int, body: bytes) -> builtins.list[msgspec.Raw]:
-    return decode_raw_payment_sources(body)
-
-
-def _decode_one(status: int, body: bytes) -> PaymentSource:
-    return decode_payment_source(body)
-
-
-def _ignore_body(status: int, body: bytes) -> None:
+def _ignore_body(body: bytes) -> None:
+    """A delete's success (also a 404 after an attempt that may have deleted it)."""
     return None
 
 
@@ -76,7 +65,7 @@ class PaymentSources:
     ) -> builtins.list[PaymentSource]:
         path = _list_path(customer_id)
         return await self._transport.request(
-            "GET", path, _decode_list, retry_rate_limited=retry_rate_limited
+            "GET", path, decode_payment_sources, retry_rate_limited=retry_rate_limited
         )
 
     def _list_for_sweep(
@@ -86,7 +75,7 @@ class PaymentSources:
         # function returning the request's coroutine: one frame less per customer.
         path = _list_path(customer_id)
         return self._transport.request(
-            "GET", path, _decode_list, retry_rate_limited=False, background=True
+            "GET", path, decode_payment_sources, retry_rate_limited=False, background=True
         )
 
     def sweep(
@@ -136,7 +125,7 @@ class PaymentSources:
     ) -> Coroutine[Any, Any, builtins.list[msgspec.Raw]]:
         path = _list_path(customer_id)
         return self._transport.request(
-            "GET", path, _decode_raw_list, retry_rate_limited=False, background=True
+            "GET", path, decode_raw_payment_sources, retry_rate_limited=False, background=True
         )
 
     def _sweep_with(
@@ -177,7 +166,7 @@ class PaymentSources:
     async def get(self, customer_id: CustomerLike, payment_source_id: IdLike) -> PaymentSource:
         """One payment source; ``NotFoundError`` when absent or not this customer's."""
         path = self._source_path(customer_id, payment_source_id)
-        return await self._transport.request("GET", path, _decode_one)
+        return await self._transport.request("GET", path, decode_payment_source)
 
     async def delete(
         self,
