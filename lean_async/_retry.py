@@ -4,11 +4,14 @@ sweep alike."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+
+import backoff
 
 from ._constants import (
     DEFAULT_MAX_RETRIES,
@@ -87,18 +90,34 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(when.timestamp() - now, 0.0)
 
 
-def backoff_delay(retry_number: int, policy: RetryPolicy, rand: float) -> float:
-    """Exponential backoff with jitter: the n-th retry (from 0) waits about
-    initial * 2**n, capped at max_delay, less up to a quarter at random (``rand`` in [0, 1))."""
-    base = min(policy.initial_delay * 2.0 ** min(retry_number, 32), policy.max_delay)
+# Past this many doublings every policy's wait is at its cap (and 2**n stays a float).
+_MAX_DOUBLINGS = 32
+
+
+def _exponential(initial: float, maximum: float) -> Iterator[float]:
+    """``backoff.expo``'s waits: initial * 2**n, capped at ``maximum``."""
+    waits = backoff.expo(factor=initial, max_value=maximum)
+    next(waits)  # backoff's wait generators are primed before their first wait
+    return waits
+
+
+def exponential_delay(n: int, initial: float, maximum: float) -> float:
+    """The n-th (from 0) of ``backoff.expo``'s waits: ``initial * 2**n``, at most ``maximum``."""
+    doublings = min(max(n, 0), _MAX_DOUBLINGS)
+    return float(next(itertools.islice(_exponential(initial, maximum), doublings, None)))
+
+
+def _jittered(base: float, rand: float) -> float:
+    """``base`` less up to a quarter at random (``rand`` in [0, 1)): retries spread out,
+    and none waits longer than its cap."""
     return base * (1.0 - 0.25 * rand)
 
 
-def retry_delay(exc: BaseException, retry_number: int, policy: RetryPolicy, rand: float) -> float:
-    """The wait before the next attempt: the server's Retry-After when it sent one."""
-    if isinstance(exc, APIError) and exc.retry_after is not None:
-        return exc.retry_after
-    return backoff_delay(retry_number, policy, rand)
+def backoff_delay(retry_number: int, policy: RetryPolicy, rand: float) -> float:
+    """Exponential backoff with jitter: the n-th retry (from 0) waits about
+    initial * 2**n, capped at max_delay, less up to a quarter at random (``rand`` in [0, 1))."""
+    base = exponential_delay(retry_number, policy.initial_delay, policy.max_delay)
+    return _jittered(base, rand)
 
 
 def retry_waits(
@@ -106,13 +125,17 @@ def retry_waits(
 ) -> Generator[float, BaseException | None, None]:
     """The waits between a call's attempts, as a wait generator in ``backoff``'s protocol:
     primed with ``send(None)``, then sent each failure, it yields the wait before the next
-    attempt."""
+    attempt: the server's Retry-After when it sent one, else the next of ``backoff.expo``'s
+    waits, jittered."""
+    exponential = _exponential(policy.initial_delay, policy.max_delay)
     exc = yield 0.0  # backoff primes the generator with send(None)
-    retry_number = 0
     while True:
         assert exc is not None
-        exc = yield retry_delay(exc, retry_number, policy, rand())
-        retry_number += 1
+        base = next(exponential)  # every retry moves the exponential on, Retry-After or not
+        if isinstance(exc, APIError) and exc.retry_after is not None:
+            exc = yield exc.retry_after
+        else:
+            exc = yield _jittered(base, rand())
 
 
 def give_up(

@@ -20,6 +20,7 @@ from ._constants import (
     WEBHOOK_RETRY_INITIAL_DELAY,
     WEBHOOK_RETRY_MAX_DELAY,
 )
+from ._retry import exponential_delay
 from ._webhook_events import WebhookEvent
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def handler_retry_delay(
 ) -> float:
     """Seconds before the next run of a handler that has failed ``attempts`` times:
     doubling from ``initial``, at most ``maximum``."""
-    return float(min(maximum, initial * 2 ** max(0, attempts - 1)))
+    return exponential_delay(attempts - 1, initial, maximum)
 
 
 async def backfill(

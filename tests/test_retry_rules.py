@@ -20,6 +20,7 @@ from lean_async import (
 )
 from lean_async._retry import (
     backoff_delay,
+    exponential_delay,
     give_up,
     honoured_retry_after,
     parse_retry_after,
@@ -193,6 +194,47 @@ def test_retry_waits_use_retry_after_when_the_server_sent_one() -> None:
     assert waits.send(_api_error(503)) == 0.5
     assert waits.send(_api_error(429, retry_after=0.3)) == 0.3
     assert waits.send(APIConnectionError("reset")) == 2.0
+
+
+# (n, initial, maximum) -> backoff.expo's n-th wait
+EXPONENTIAL = [
+    (0, 0.5, 8.0, 0.5),
+    (3, 0.5, 8.0, 4.0),
+    (4, 0.5, 8.0, 8.0),
+    (5, 0.5, 8.0, 8.0),
+    (-1, 0.5, 8.0, 0.5),  # a handler that never failed waits the first step
+    (10**9, 0.5, 8.0, 8.0),  # no endless stepping, no overflow
+    (2000, 1e-300, 1e300, 1e300 if 1e-300 * 2.0**32 > 1e300 else 1e-300 * 2.0**32),
+    (3, 0.0, 8.0, 0.0),
+    (3, 0.5, 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize(("n", "initial", "maximum", "expected"), EXPONENTIAL)
+def test_exponential_delay_is_backoff_expos_nth_wait_capped(
+    n: int, initial: float, maximum: float, expected: float
+) -> None:
+    assert exponential_delay(n, initial, maximum) == pytest.approx(expected)
+
+
+def test_retry_waits_are_backoff_expos_waits_jittered(monkeypatch: pytest.MonkeyPatch) -> None:
+    import backoff
+
+    stepped: list[float] = []
+
+    def expo(factor: float, max_value: float):  # type: ignore[no-untyped-def]
+        yield
+        for wait in (0.7, 1.1, 1.3):
+            stepped.append(wait)
+            yield wait
+
+    monkeypatch.setattr(backoff, "expo", expo)
+    waits = retry_waits(POLICY, rand=lambda: 0.5)
+    waits.send(None)
+    assert waits.send(_api_error(503)) == pytest.approx(0.7 * 0.875)
+    assert waits.send(_api_error(429, retry_after=0.3)) == 0.3  # the step is still taken
+    assert waits.send(APIConnectionError("reset")) == pytest.approx(1.3 * 0.875)
+    assert stepped == [0.7, 1.1, 1.3]
 
 
 @pytest.mark.parametrize(
