@@ -16,7 +16,7 @@ import msgspec
 from benchmarks import _common
 from lean_async.testing import DataSet, FakeLean, serve
 from lean_async.testing.__main__ import describe
-from lean_async.testing._cli import add_server_arguments, server_options
+from lean_async.testing._mock_flags import add_server_arguments, server_options
 
 
 class RepeatingDataSet(DataSet):

@@ -71,7 +71,7 @@ def serve_in_memory(port: int) -> None:
     """The receiver without an inbox, on uvloop as the CLI runs: the baseline."""
     from aiohttp import web
 
-    from lean_async._runner import event_loop_runner
+    from lean_async._event_loop import event_loop_runner
 
     async def serve() -> None:
         runner = web.AppRunner(webhooks.receiver(SECRET, ignore, path=PATH), access_log=None)

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 
+from ._decode import decode_json
 from ._exceptions import DecodeError
-from ._json import decode_json
 
 if TYPE_CHECKING:
     # Only in annotations: the models of each resource import this module, and the

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import msgspec
 
-from ._json import decode_json
+from ._decode import decode_json
 from ._webhook_signature import verify_signature
 
 

@@ -10,9 +10,6 @@ import sys
 from collections.abc import Sequence
 
 from ._cli import (
-    EXIT_BROKEN_PIPE,
-    PROG,
-    CommandError,
     calls,
     customers,
     demo,
@@ -24,8 +21,9 @@ from ._cli import (
     webhooks,
 )
 from ._cli.args import client_flags, verbosity_flags
-from ._cli.loop import Interrupted, run
+from ._cli.errors import EXIT_BROKEN_PIPE, PROG, CommandError
 from ._cli.report import configure_logging
+from ._cli.signals import Interrupted, run
 from ._exceptions import ConfigurationError, InvalidIdError
 from ._version import __version__
 

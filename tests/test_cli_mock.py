@@ -15,7 +15,7 @@ from _cli import CLI, clean_env, read_until, run_cli, start_cli, stop
 
 from lean_async import LeanClient
 from lean_async.cli import build_parser
-from lean_async.testing._cli import add_server_arguments
+from lean_async.testing._mock_flags import add_server_arguments
 
 pytestmark = pytest.mark.timeout(30)
 

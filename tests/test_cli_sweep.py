@@ -38,8 +38,8 @@ from _cli import (
 )
 
 from lean_async import RetryEvent, RetryPolicy, ServerError, SweepProgress, decode_payment_sources
+from lean_async._cli.formats import JSONL
 from lean_async._cli.output import open_output
-from lean_async._cli.records import JSONL
 from lean_async._cli.report import ProgressBar, RetryTally, postfix
 from lean_async._cli.sweep import sweep_into
 from lean_async.testing import FakeLean, Faults

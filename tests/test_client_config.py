@@ -18,8 +18,8 @@ import pytest
 from _samples import ACCESS_TOKEN, APP_TOKEN, CLIENT_ID, CLIENT_SECRET, SECRETS
 
 from lean_async import ClientConfig, ConfigurationError, LeanClient, RetryPolicy
-from lean_async._cli import UsageError
 from lean_async._cli.args import client_config_from_args, client_flags
+from lean_async._cli.errors import UsageError
 from lean_async._constants import ENVIRONMENTS, HOSTS, REGIONS
 from lean_async._observe import RequestEvent, RetryEvent
 from lean_async.testing import FakeLean

@@ -29,9 +29,9 @@ from lean_async import (
     decode_payment_sources,
 )
 from lean_async.testing import DataSet, FakeLean, Faults
-from lean_async.testing._cli import server_options
 from lean_async.testing._data import iban
 from lean_async.testing._faults import Fault, plan
+from lean_async.testing._mock_flags import server_options
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -940,7 +940,7 @@ async def test_webhook_delivery_is_given_up_after_the_last_retry(
 def test_server_options_turn_flags_into_faults() -> None:
     import argparse
 
-    from lean_async.testing._cli import add_server_arguments
+    from lean_async.testing._mock_flags import add_server_arguments
 
     parser = argparse.ArgumentParser()
     add_server_arguments(parser)

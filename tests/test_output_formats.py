@@ -10,7 +10,7 @@ import json
 import pytest
 
 from lean_async import APIConnectionError, NotFoundError
-from lean_async._cli.records import CSV, CSV_COLUMNS, JSONL, Format, Record, format_named
+from lean_async._cli.formats import CSV, CSV_COLUMNS, JSONL, Format, Record, format_named
 from lean_async._sweep import SweepResult
 from lean_async.models import decode_payment_sources
 

@@ -55,7 +55,7 @@ TESTS_FOR_MODULE: dict[str, list[str]] = {
         "tests/test_client_config.py",
         "tests/test_rate_control.py",
     ],
-    "lean_async/_cli/records.py": [
+    "lean_async/_cli/formats.py": [
         "tests/test_output_formats.py",
         "tests/test_cli_resume.py",
     ],

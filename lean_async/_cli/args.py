@@ -24,7 +24,7 @@ from .._constants import (
 from .._exceptions import ConfigurationError
 from .._observe import OnRetry
 from .._retry import RetryPolicy, backoff_delay
-from . import UsageError
+from .errors import UsageError
 
 __all__ = [
     "client_config_from_args",

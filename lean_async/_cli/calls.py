@@ -12,8 +12,8 @@ import msgspec
 from .._client import LeanClient
 from .._exceptions import ConfigurationError, InvalidIdError, LeanError
 from ..resources.payment_sources import DeleteReason
-from . import CommandError
 from .args import client_from_args
+from .errors import CommandError
 
 __all__ = ["add_parsers", "compact_flag", "json_command", "mask_flag"]
 

@@ -12,9 +12,9 @@ from .._client import LeanClient
 from .._constants import DEFAULT_CUSTOMER_PAGE_SIZE
 from .._exceptions import LeanError
 from ..types.customers import Customer
-from . import CommandError, UsageError
 from .args import client_from_args, positive_int
 from .calls import compact_flag, json_command
+from .errors import CommandError, UsageError
 
 __all__ = ["add_parser"]
 

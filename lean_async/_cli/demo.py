@@ -9,11 +9,11 @@ from typing import Any
 
 from .._constants import DEFAULT_SWEEP_CONCURRENCY
 from ..testing import FakeLean, Faults
-from . import CommandError
 from .args import positive_int
+from .errors import CommandError
+from .formats import FORMATS, Format, format_named
 from .invocation import command
 from .output import open_output, read_written
-from .records import FORMATS, Format, format_named
 from .report import ProgressBar, RetryTally
 from .sweep import sweep_into
 

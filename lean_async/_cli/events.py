@@ -10,8 +10,8 @@ from typing import Any
 
 from .._exceptions import LeanError
 from .._webhook_events import encode_event
-from . import CommandError, UsageError
 from .args import client_from_args
+from .errors import CommandError, UsageError
 
 __all__ = ["add_parser", "add_time_filters", "parse_moment"]
 

@@ -8,7 +8,7 @@ import shlex
 import shutil
 import sys
 
-from . import PROG
+from .errors import PROG
 
 __all__ = ["command"]
 

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import CommandError, UsageError
 from .args import client_from_args
+from .errors import CommandError, UsageError
 
 if TYPE_CHECKING:
     from mcp.server import Server

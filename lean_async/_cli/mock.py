@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 
 from ..testing import FakeLean, serve
-from ..testing._cli import add_server_arguments, cannot_serve, describe, server_options
+from ..testing._mock_flags import add_server_arguments, cannot_serve, describe, server_options
 from ..testing._server import EVERY_ADDRESS
-from . import CommandError, UsageError
+from .errors import CommandError, UsageError
 from .invocation import command
 
 __all__ = ["add_parser"]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .._sweep import SweepResult
-from . import EXIT_OUTPUT_FAILED, CommandError, UsageError
-from .records import Format
+from .errors import EXIT_OUTPUT_FAILED, CommandError, UsageError
+from .formats import Format
 
 if sys.platform != "win32":
     import fcntl

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from .._constants import LOGGER_NAME
 from .._observe import RetryEvent
 from .._sweep import SweepProgress
-from . import PROG
+from .errors import PROG
 from .output import Written
 
 __all__ = [

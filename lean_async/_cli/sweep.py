@@ -24,11 +24,11 @@ from .._exceptions import APIConnectionError, AuthenticationError, LeanError
 from .._paging import Pager
 from .._sweep import SweepProgress, SweepResult, error_kind
 from ..types.customers import Customer
-from . import CommandError, UsageError
 from .args import client_from_args, positive_int
+from .errors import CommandError, UsageError
+from .formats import FORMATS, JSONL, Format, format_named
 from .ids import count_ids, read_ids
 from .output import Output, Written, open_output
-from .records import FORMATS, JSONL, Format, format_named
 from .report import ProgressBar, RetryTally, summary
 
 __all__ = ["add_parser", "exit_status", "sweep_into"]

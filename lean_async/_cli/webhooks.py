@@ -21,8 +21,8 @@ from .._webhook_events import EventHandler, WebhookEvent, encode_event
 from .._webhook_inbox import InboxEntry
 from .._webhook_receiver import RECEIVER_KEY, receiver
 from .._webhook_sqlite import STATES, SQLiteInbox
-from . import CommandError, UsageError
 from .args import client_from_args, positive_int
+from .errors import CommandError, UsageError
 from .events import add_time_filters, parse_moment
 
 __all__ = ["add_parser"]

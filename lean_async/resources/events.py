@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from .._constants import DEFAULT_EVENTS_PAGE_SIZE
-from .._json import decode_json
+from .._decode import decode_json
 from .._paging import EVENT_PAGES, Page, Pager, paged_listing
 from .._transport import Transport
 from .._webhook_events import WebhookEvent, decode_event

@@ -12,8 +12,8 @@ import sys
 
 import msgspec
 
-from .._runner import event_loop_runner
-from ._cli import add_server_arguments, cannot_serve, describe, server_options
+from .._event_loop import event_loop_runner
+from ._mock_flags import add_server_arguments, cannot_serve, describe, server_options
 from ._server import FakeLean, serve
 
 

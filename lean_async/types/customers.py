@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .._json import decode_json
+from .._decode import decode_json
 from .._paging import Page
 
 __all__ = ["Customer", "decode_customer", "decode_customer_page"]

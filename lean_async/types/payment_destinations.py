@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from .._json import decode_json
+from .._decode import decode_json
 from .payment_sources import _mask
 
 __all__ = [

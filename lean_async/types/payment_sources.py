@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .._json import decode_json
+from .._decode import decode_json
 
 __all__ = [
     "Account",

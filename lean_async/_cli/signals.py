@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from .._runner import event_loop_runner
+from .._event_loop import event_loop_runner
 
 __all__ = ["Interrupted", "run"]
 
