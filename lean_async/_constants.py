@@ -71,7 +71,6 @@ APP_TOKEN_HEADER: Final = "lean-app-token"
 REQUEST_ID_HEADER: Final = "lean-correlation-id"
 TRACE_ID_HEADER: Final = "lean-trace-id"
 
-DEFAULT_DELETE_REASON: Final = "USER_REQUESTED"
 # An app_user_id is 1 to this many characters (Lean's documented limit).
 APP_USER_ID_MAX_LENGTH: Final = 255
 # Customers per page when listing them; Lean documents no maximum (its examples use 100).

@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 
-from .._constants import DEFAULT_DELETE_REASON, DEFAULT_SWEEP_CONCURRENCY
+from .._constants import DEFAULT_SWEEP_CONCURRENCY
 from .._ids import CustomerLike, IdLike, validate_customer_id, validate_id
 from .._sweep import SweepProgress, SweepResult, check_sweep, run_sweep
 from .._transport import Transport
@@ -36,7 +36,8 @@ class DeleteReason(str, enum.Enum):
 Id = TypeVar("Id")
 _Fetch = Callable[[Any], Coroutine[Any, Any, "builtins.list[PaymentSource]"]]
 
-_DEFAULT_DELETE_BODY = msgspec.json.encode({"reason": DEFAULT_DELETE_REASON})
+# The default reason's body, encoded once.
+_DEFAULT_DELETE_BODY = msgspec.json.encode({"reason": DeleteReason.USER_REQUESTED.value})
 
 
 def _list_path(customer: object) -> str:
@@ -186,7 +187,7 @@ class PaymentSources:
             raise ValueError("reason must be a non-empty string such as 'USER_REQUESTED'")
         body = (
             _DEFAULT_DELETE_BODY
-            if reason == DEFAULT_DELETE_REASON
+            if reason == DeleteReason.USER_REQUESTED.value
             else msgspec.json.encode({"reason": reason})
         )
         await self._transport.request(
