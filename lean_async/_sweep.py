@@ -26,7 +26,7 @@ import msgspec
 from ._constants import SWEEP_UNREACHABLE_AFTER
 from ._exceptions import APIConnectionError, APIError, LeanError, RateLimitError
 from ._ratelimit import RateControl
-from ._retry import RetryPolicy, honoured_retry_after, requeue_delay, requeues_after_429
+from ._retry import RetryPolicy, requeue_after_429, strikes_after_429
 from .types.payment_sources import PaymentSource
 
 __all__ = ["SweepProgress", "SweepResult", "run_sweep"]
@@ -328,18 +328,11 @@ class _Run:
     def _turned_away(self, item: _Item, error: RateLimitError) -> _Outcome | None:
         """A 429: the customer goes back in the queue (None), or fails (its outcome)."""
         self._stats.rate_limited += 1
-        if self._successes > item.progress_mark:
-            item.strikes = 0
-        item.strikes += 1
+        item.strikes = strikes_after_429(item.strikes, self._successes > item.progress_mark)
         item.progress_mark = self._successes
-        if not requeues_after_429(error.retry_after, item.strikes, self._policy):
+        delay = requeue_after_429(error.retry_after, item.strikes, self._policy, random.random())
+        if delay is None:
             return item, None, error
-        delay = requeue_delay(
-            honoured_retry_after(error.retry_after, self._policy),
-            item.strikes,
-            self._policy,
-            random.random(),
-        )
         self._requeues += 1
         heapq.heappush(self._requeued, (time.monotonic() + delay, self._requeues, item))
         self._wake_idle()
