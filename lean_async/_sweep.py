@@ -160,6 +160,9 @@ class _Run:
     timer it arms itself for the first requeued customer's time. The feeder is woken when
     its id is taken or room is made; the results generator by each finished customer, a
     worker ending, or a crash.
+
+    Times due are read from the event loop's clock, the one its timers run on (a test
+    can run the sweep on a loop with a virtual clock).
     """
 
     def __init__(
@@ -244,7 +247,7 @@ class _Run:
         if self._busy + len(self._done) >= self._concurrency + slack:
             return None
         requeued = self._requeued
-        if requeued and requeued[0][0] <= time.monotonic():
+        if requeued and requeued[0][0] <= self._loop.time():
             return heapq.heappop(requeued)[2]
         if self._next_id is not None:  # a sync input, read here
             if self._input_ended:
@@ -274,7 +277,7 @@ class _Run:
                     self._timer.cancel()
                 self._timer_at = due
                 self._timer = self._loop.call_later(
-                    max(due - time.monotonic(), 0.0), self._on_timer
+                    max(due - self._loop.time(), 0.0), self._on_timer
                 )
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._idle.append(waiter)
@@ -321,7 +324,7 @@ class _Run:
         requeued = self._requeued
         return self._has_room() and bool(
             self._fed
-            or (requeued and requeued[0][0] <= time.monotonic())
+            or (requeued and requeued[0][0] <= self._loop.time())
             or (self._next_id is not None and not self._input_ended)
         )
 
@@ -334,7 +337,7 @@ class _Run:
         if delay is None:
             return item, None, error
         self._requeues += 1
-        heapq.heappush(self._requeued, (time.monotonic() + delay, self._requeues, item))
+        heapq.heappush(self._requeued, (self._loop.time() + delay, self._requeues, item))
         self._wake_idle()
         return None
 

@@ -1,6 +1,8 @@
 """The sweep engine (``_sweep.run_sweep``) with a fetch function in place of the HTTP
 client: requeueing after 429, strikes, the requeue heap's order, the unreachable-API rule,
-crashes and the progress counters, each checked without a server and bounded in time."""
+crashes and the progress counters, each checked without a server. The async tests run on
+a loop with a virtual clock (``_virtual_time``): a Retry-After of 30 s takes no time, the
+times a customer is sent are asserted exactly, and a wait nothing can end fails at once."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
+from _virtual_time import in_virtual_time
 
 from lean_async import (
     APIConnectionError,
@@ -28,7 +31,7 @@ from lean_async._sweep import error_kind, run_sweep
 pytestmark = pytest.mark.timeout(30)
 
 POLICY = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.01)
-CASE_TIMEOUT = 10.0  # seconds: a sweep that takes longer has hung
+CASE_TIMEOUT = 120.0  # virtual seconds: a sweep that takes longer has hung
 
 
 def _refused(retry_after: float | None = None) -> RateLimitError:
@@ -84,6 +87,12 @@ def test_a_result_is_ok_exactly_when_it_has_no_error() -> None:
     assert SweepResult("c", None, ServerError(500)).ok is False
 
 
+def test_a_result_cannot_be_changed_once_yielded() -> None:
+    result = SweepResult("c", [], None)
+    with pytest.raises(AttributeError):
+        result.error = ServerError(500)  # type: ignore[misc]
+
+
 def test_a_finished_sweep_s_elapsed_time_and_rate_stay_fixed() -> None:
     progress = SweepProgress(done=10, started_at=100.0, finished_at=104.0)
     assert progress.elapsed == 4.0
@@ -117,6 +126,7 @@ def test_starting_a_progress_object_zeroes_it_and_records_the_start() -> None:
 # -- every customer once --------------------------------------------------------------------
 
 
+@in_virtual_time
 async def test_every_id_ends_once_with_its_sources_or_its_error_and_progress_agrees() -> None:
     errors = {"c3": NotFoundError(404, code="UNKNOWN_PAYMENT_SOURCE"), "c5": ServerError(500)}
 
@@ -140,6 +150,7 @@ async def test_every_id_ends_once_with_its_sources_or_its_error_and_progress_agr
 
 
 @pytest.mark.parametrize("concurrency", [1, 3, 8])
+@in_virtual_time
 async def test_the_sweep_fetches_exactly_concurrency_customers_at_once(concurrency: int) -> None:
     in_flight = peak = 0
 
@@ -156,6 +167,7 @@ async def test_the_sweep_fetches_exactly_concurrency_customers_at_once(concurren
     assert peak == concurrency
 
 
+@in_virtual_time
 async def test_progress_shows_customers_in_flight_and_the_rate_control_s_window_and_pace() -> None:
     class Control:  # what the sweep reads of the client's rate control
         window = 2
@@ -190,6 +202,7 @@ async def test_progress_shows_customers_in_flight_and_the_rate_control_s_window_
 # -- 429: requeued, in the order due ----------------------------------------------------------
 
 
+@in_virtual_time
 async def test_a_customer_turned_away_with_429_is_sent_again_and_ends_ok() -> None:
     attempts: Counter[str] = Counter()
 
@@ -207,13 +220,15 @@ async def test_a_customer_turned_away_with_429_is_sent_again_and_ends_ok() -> No
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
+@in_virtual_time
 async def test_a_requeued_customer_is_not_sent_again_before_its_retry_after(
     concurrency: int,
 ) -> None:
     sent_at: dict[str, list[float]] = {}
+    clock = asyncio.get_running_loop().time
 
     async def fetch(customer_id: str) -> list[Any]:
-        sent_at.setdefault(customer_id, []).append(time.monotonic())
+        sent_at.setdefault(customer_id, []).append(clock())
         if customer_id == "c0" and len(sent_at[customer_id]) == 1:
             raise _refused(retry_after=0.2)
         return []
@@ -221,72 +236,62 @@ async def test_a_requeued_customer_is_not_sent_again_before_its_retry_after(
     results = await _sweep(fetch, ["c0", "c1"], concurrency=concurrency)
     assert all(r.ok for r in results)
     first, second = sent_at["c0"]
-    assert second - first >= 0.2
+    assert second - first == pytest.approx(0.2, abs=1e-9)  # when it is due, not before
 
 
+@in_virtual_time
 async def test_a_customer_due_sooner_is_sent_again_before_one_due_later() -> None:
     # The requeue is a heap by time due: the sweep takes its top, whatever was pushed
     # last. "later" waits 30 s; "sooner" must not wait with it.
-    sent: list[str] = []
+    sent: list[tuple[str, float]] = []
+    clock = asyncio.get_running_loop().time
 
     async def fetch(customer_id: str) -> list[Any]:
-        sent.append(customer_id)
-        if sent.count(customer_id) == 1:
+        sent.append((customer_id, clock()))
+        if [name for name, _ in sent].count(customer_id) == 1:
             raise _refused(retry_after=30.0 if customer_id == "later" else 0.05)
         return []
 
-    async def until_sooner_ends() -> None:
-        results = run_sweep(
-            fetch,  # type: ignore[arg-type]
-            ["later", "sooner"],
-            concurrency=2,
-            policy=POLICY,
-            control=RateControl(policy=POLICY),
-        )
-        async for result in results:
-            assert result.customer_id == "sooner" and result.ok
-            break
-        await results.aclose()
-
-    await asyncio.wait_for(until_sooner_ends(), 5)
-    assert sent == ["later", "sooner", "sooner"]
-    assert _tasks_left() == set()
+    results = await _sweep(fetch, ["later", "sooner"], concurrency=2)
+    assert [r.customer_id for r in results] == ["sooner", "later"]
+    assert sent == [
+        ("later", 0.0),
+        ("sooner", 0.0),
+        ("sooner", pytest.approx(0.05, abs=1e-9)),
+        ("later", pytest.approx(30.0, abs=1e-9)),
+    ]
 
 
+@in_virtual_time
 async def test_an_idle_worker_rearms_its_timer_for_a_customer_due_sooner() -> None:
-    # One worker: it idles with a timer for "later" (30 s), then "sooner" is requeued
-    # due in 50 ms by the same worker; nothing but the timer can wake it.
-    sent: list[str] = []
+    # One worker: it idles with a timer for "later" (30 s), then "sooner" comes from the
+    # input and is requeued due 50 ms later; the timer must move up to it.
+    sent: list[tuple[str, float]] = []
+    clock = asyncio.get_running_loop().time
 
     async def fetch(customer_id: str) -> list[Any]:
-        sent.append(customer_id)
-        if sent.count(customer_id) == 1:
+        sent.append((customer_id, clock()))
+        if [name for name, _ in sent].count(customer_id) == 1:
             raise _refused(retry_after=30.0 if customer_id == "later" else 0.05)
         return []
 
     async def later_first() -> AsyncIterator[str]:
         yield "later"
-        await asyncio.sleep(0.05)  # the worker idles, its timer set for "later"
+        await asyncio.sleep(1.0)  # the worker idles, its timer set for "later"
         yield "sooner"
 
-    async def until_sooner_ends() -> None:
-        results = run_sweep(
-            fetch,  # type: ignore[arg-type]
-            later_first(),
-            concurrency=1,
-            policy=POLICY,
-            control=RateControl(policy=POLICY),
-        )
-        async for result in results:
-            assert result.customer_id == "sooner" and result.ok
-            break
-        await results.aclose()
-
-    await asyncio.wait_for(until_sooner_ends(), 5)
-    assert sent == ["later", "sooner", "sooner"]
+    results = await _sweep(fetch, later_first(), concurrency=1)
+    assert [r.customer_id for r in results] == ["sooner", "later"]
+    assert sent == [
+        ("later", 0.0),
+        ("sooner", pytest.approx(1.0, abs=1e-9)),
+        ("sooner", pytest.approx(1.05, abs=1e-9)),
+        ("later", pytest.approx(30.0, abs=1e-9)),
+    ]
 
 
 @pytest.mark.parametrize("retry_after", [None, 0.01])
+@in_virtual_time
 async def test_a_customer_refused_with_no_progress_in_between_fails_after_the_strike_limit(
     retry_after: float | None,
 ) -> None:
@@ -304,6 +309,7 @@ async def test_a_customer_refused_with_no_progress_in_between_fails_after_the_st
     assert progress.errors == Counter({"RATE_LIMIT_EXCEEDED": 1})
 
 
+@in_virtual_time
 async def test_strikes_count_from_the_sweep_s_last_progress_not_from_the_customer_s_start() -> None:
     # "slow" is taken first; the other worker finishes everything else while it is in
     # flight. Its 429s then come with no progress in between: it fails after the limit.
@@ -323,6 +329,7 @@ async def test_strikes_count_from_the_sweep_s_last_progress_not_from_the_custome
     assert attempts["slow"] == SWEEP_STALLED_429_LIMIT
 
 
+@in_virtual_time
 async def test_a_customer_refused_while_the_sweep_progresses_is_kept_until_it_ends_ok() -> None:
     # Each of its 429s comes after others succeeded: no strike limit applies.
     attempts: Counter[str] = Counter()
@@ -359,6 +366,7 @@ async def test_a_customer_refused_while_the_sweep_progresses_is_kept_until_it_en
     assert attempts["busy"] == refusals + 1
 
 
+@in_virtual_time
 async def test_a_retry_after_beyond_the_policy_s_limit_fails_the_customer_at_once() -> None:
     attempts = 0
 
@@ -371,24 +379,28 @@ async def test_a_retry_after_beyond_the_policy_s_limit_fails_the_customer_at_onc
     assert isinstance(result.error, RateLimitError) and attempts == 1
 
 
+@in_virtual_time
 async def test_a_retry_after_at_the_policy_s_limit_is_waited_out() -> None:
     policy = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.01, max_retry_after=0.1)
     sent_at: list[float] = []
+    clock = asyncio.get_running_loop().time
 
     async def fetch(customer_id: str) -> list[Any]:
-        sent_at.append(time.monotonic())
+        sent_at.append(clock())
         if len(sent_at) == 1:
             raise _refused(retry_after=0.1)
         return []
 
     [result] = await _sweep(fetch, ["c0"], policy=policy)
-    assert result.ok and len(sent_at) == 2
-    assert sent_at[1] - sent_at[0] >= 0.1
+    assert result.ok
+    assert sent_at == [0.0, pytest.approx(0.1, abs=1e-9)]
 
 
+@in_virtual_time
 async def test_several_customers_due_at_once_are_sent_again_side_by_side() -> None:
-    # Four customers refused together come due together: one wake-up of the timer must
-    # not leave three workers idle (each take wakes the next while more is due).
+    # Five customers are refused together: four come due together, the fifth (the
+    # heap's last entry) much later. The timer wakes one worker; each take must wake the
+    # next while more is due, or three of the four wait for a worker to come free.
     in_flight = peak_second_round = 0
     attempts: Counter[int] = Counter()
 
@@ -396,15 +408,16 @@ async def test_several_customers_due_at_once_are_sent_again_side_by_side() -> No
         nonlocal in_flight, peak_second_round
         attempts[customer_id] += 1
         if attempts[customer_id] == 1:
-            await asyncio.sleep(0.01)  # all four are in flight, then all refused
-            raise _refused(retry_after=0.1)
-        in_flight += 1
-        peak_second_round = max(peak_second_round, in_flight)
-        await asyncio.sleep(0.05)
-        in_flight -= 1
+            await asyncio.sleep(0.01)  # all five are in flight, then all refused
+            raise _refused(retry_after=10.0 if customer_id == 4 else 0.1)
+        if customer_id != 4:
+            in_flight += 1
+            peak_second_round = max(peak_second_round, in_flight)
+            await asyncio.sleep(0.05)
+            in_flight -= 1
         return []
 
-    results = await _sweep(fetch, range(4), concurrency=4)
+    results = await _sweep(fetch, range(5), concurrency=5)
     assert all(r.ok for r in results)
     assert peak_second_round == 4
 
@@ -412,6 +425,7 @@ async def test_several_customers_due_at_once_are_sent_again_side_by_side() -> No
 # -- an unreachable API, and crashes ----------------------------------------------------------
 
 
+@in_virtual_time
 async def test_as_many_connection_failures_as_the_limit_end_the_sweep_as_unreachable() -> None:
     async def fetch(customer_id: int) -> list[Any]:
         raise APIConnectionError("cannot connect (test)")
@@ -437,6 +451,7 @@ async def test_as_many_connection_failures_as_the_limit_end_the_sweep_as_unreach
     assert _tasks_left() == set()
 
 
+@in_virtual_time
 async def test_one_connection_failure_fewer_than_the_limit_is_yielded_once_an_answer_comes() -> (
     None
 ):
@@ -465,6 +480,7 @@ async def test_one_connection_failure_fewer_than_the_limit_is_yielded_once_an_an
     assert yielded == [(n, failing + 1) for n in range(failing + 1)]
 
 
+@in_virtual_time
 async def test_connection_failures_after_an_api_error_answer_are_yielded_at_once() -> None:
     async def fetch(customer_id: int) -> list[Any]:
         if customer_id == 0:
@@ -476,6 +492,7 @@ async def test_connection_failures_after_an_api_error_answer_are_yielded_at_once
     assert [r.customer_id for r in results] == list(range(count))
 
 
+@in_virtual_time
 async def test_connection_failures_only_are_yielded_when_the_input_ends_below_the_limit() -> None:
     async def fetch(customer_id: int) -> list[Any]:
         raise APIConnectionError("cannot connect (test)")
@@ -486,6 +503,7 @@ async def test_connection_failures_only_are_yielded_when_the_input_ends_below_th
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
+@in_virtual_time
 async def test_a_fetch_that_raises_a_non_lean_error_ends_the_sweep_with_it(
     concurrency: int,
 ) -> None:
@@ -500,6 +518,7 @@ async def test_a_fetch_that_raises_a_non_lean_error_ends_the_sweep_with_it(
     assert _tasks_left() == set()
 
 
+@in_virtual_time
 async def test_an_async_input_that_fails_ends_the_sweep_with_its_error() -> None:
     async def fetch(customer_id: int) -> list[Any]:
         return []
@@ -514,6 +533,7 @@ async def test_an_async_input_that_fails_ends_the_sweep_with_its_error() -> None
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
+@in_virtual_time
 async def test_an_empty_input_ends_with_no_result(concurrency: int) -> None:
     async def fetch(customer_id: int) -> list[Any]:
         raise AssertionError("nothing to fetch")
