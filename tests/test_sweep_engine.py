@@ -93,6 +93,22 @@ def test_a_result_cannot_be_changed_once_yielded() -> None:
         result.error = ServerError(500)  # type: ignore[misc]
 
 
+def test_a_progress_object_reads_zero_before_its_sweep_starts() -> None:
+    # A progress bar drawn before the first result shows nothing done, nothing in flight.
+    progress = SweepProgress()
+    assert (progress.done, progress.ok, progress.failed, progress.sources) == (0, 0, 0, 0)
+    assert (progress.in_flight, progress.concurrency, progress.rate_limited) == (0, 0, 0)
+    assert progress.paced_rate is None and not progress.errors
+    assert progress.elapsed == 0.0 and progress.rate == 0.0
+    assert progress.summary().startswith("0 customers (0 ok, 0 failed), 0 payment sources")
+
+
+def test_a_progress_object_refuses_a_misspelt_counter() -> None:
+    progress = SweepProgress()
+    with pytest.raises(AttributeError):
+        progress.rate_limitted = 1  # type: ignore[attr-defined]
+
+
 def test_a_finished_sweep_s_elapsed_time_and_rate_stay_fixed() -> None:
     progress = SweepProgress(done=10, started_at=100.0, finished_at=104.0)
     assert progress.elapsed == 4.0
