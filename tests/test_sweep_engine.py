@@ -121,8 +121,13 @@ def test_a_running_sweep_s_elapsed_time_counts_up_to_now() -> None:
     assert 5.0 <= progress.elapsed < 60.0
 
 
-def test_a_sweep_of_no_time_has_a_rate_of_zero() -> None:
-    assert SweepProgress(done=3, started_at=7.0, finished_at=7.0).rate == 0.0
+@pytest.mark.parametrize(
+    ("done", "elapsed", "rate"), [(3, 0.0, 0.0), (1, 0.5, 2.0), (10, 4.0, 2.5), (0, 2.0, 0.0)]
+)
+def test_the_rate_is_customers_done_per_second_and_zero_for_no_time(
+    done: int, elapsed: float, rate: float
+) -> None:
+    assert SweepProgress(done=done, started_at=7.0, finished_at=7.0 + elapsed).rate == rate
 
 
 def test_starting_a_progress_object_zeroes_it_and_records_the_start() -> None:
@@ -213,6 +218,65 @@ async def test_progress_shows_customers_in_flight_and_the_rate_control_s_window_
     assert {(window, rate) for _, window, rate in seen} == {(2, 5.0)}
     assert max(busy for busy, _, _ in seen) > 0
     assert progress.in_flight == 0
+
+
+async def test_a_progress_object_given_to_a_second_sweep_counts_that_sweep_only() -> None:
+    async def fetch(customer_id: int) -> list[Any]:
+        await asyncio.sleep(1.0)
+        return [customer_id]
+
+    progress = SweepProgress()
+    await _sweep(fetch, range(5), progress=progress)
+    first_started = progress.started_at
+    await _sweep(fetch, range(3), progress=progress)
+    assert (progress.done, progress.ok, progress.sources) == (3, 3, 3)
+    assert first_started is not None and progress.started_at is not None
+    assert progress.started_at > first_started  # restarted with the second sweep
+
+
+async def test_a_sweep_broken_off_leaves_nothing_in_flight_and_its_end_recorded() -> None:
+    async def fetch(customer_id: int) -> list[Any]:
+        await asyncio.sleep(0.01 * (customer_id + 1))
+        return []
+
+    progress = SweepProgress()
+    results = run_sweep(
+        fetch,  # type: ignore[arg-type]
+        range(100),
+        concurrency=8,
+        policy=POLICY,
+        control=RateControl(policy=POLICY),
+        progress=progress,
+    )
+    async for _ in results:
+        assert progress.in_flight > 0  # the other seven are still being fetched
+        break
+    await results.aclose()
+    assert progress.in_flight == 0 and progress.finished_at is not None
+    assert _tasks_left() == set()
+
+
+@pytest.mark.parametrize(
+    ("ids", "concurrency", "error"),
+    [
+        ([1], 0, ValueError),
+        ([1], -1, ValueError),
+        ([1], 2.0, ValueError),
+        ([1], True, ValueError),
+        ("c1", 1, TypeError),
+        (b"c1", 1, TypeError),
+        (42, 1, TypeError),
+    ],
+)
+@in_virtual_time
+async def test_a_sweep_refuses_a_bad_concurrency_or_a_single_string_for_ids(
+    ids: Any, concurrency: Any, error: type[Exception]
+) -> None:
+    async def fetch(customer_id: Any) -> list[Any]:
+        return []
+
+    with pytest.raises(error):
+        await _sweep(fetch, ids, concurrency=concurrency)
 
 
 # -- 429: requeued, in the order due ----------------------------------------------------------
