@@ -612,6 +612,43 @@ async def test_an_async_input_that_fails_ends_the_sweep_with_its_error() -> None
     assert _tasks_left() == set()
 
 
+@in_virtual_time
+async def test_an_async_input_failing_ends_the_sweep_at_once_not_when_fetches_end() -> None:
+    clock = asyncio.get_running_loop().time
+
+    async def fetch(customer_id: int) -> list[Any]:
+        await asyncio.sleep(30.0)  # a long fetch in flight when the input fails
+        return []
+
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        await asyncio.sleep(1.0)
+        raise OSError("cursor lost")
+
+    with pytest.raises(OSError, match="cursor lost"):
+        await _sweep(fetch, broken(), concurrency=2)
+    assert clock() == pytest.approx(1.0, abs=1e-9)
+    assert _tasks_left() == set()
+
+
+@pytest.mark.parametrize("concurrency", [2, 5])
+@in_virtual_time
+async def test_an_async_input_that_ends_late_ends_the_sweep_with_every_worker_idle(
+    concurrency: int,
+) -> None:
+    # Every result is yielded and every worker idles when the input ends: all must return.
+    async def fetch(customer_id: int) -> list[Any]:
+        return []
+
+    async def ends_late() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        await asyncio.sleep(1.0)
+
+    results = await _sweep(fetch, ends_late(), concurrency=concurrency)
+    assert sorted(r.customer_id for r in results) == [1, 2]
+
+
 @pytest.mark.parametrize("concurrency", [1, 3])
 @in_virtual_time
 async def test_an_empty_input_ends_with_no_result(concurrency: int) -> None:
