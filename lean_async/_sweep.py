@@ -239,12 +239,12 @@ class _Run:
     def _has_room(self, slack: int = 0) -> bool:
         return self._busy + len(self._done) < self._concurrency + slack
 
-    def _take(self, slack: int = 0) -> _Item | None:
+    def _take(self, slack: int) -> _Item | None:
         """The next customer for a worker, or None when there is none it may take now.
         A worker that has just finished takes with a ``slack`` of one: it goes on with
         the next customer itself, without waiting for the results generator to yield its
         last one (a hand-over per customer would cost more than the rest of the sweep)."""
-        if self._busy + len(self._done) >= self._concurrency + slack:
+        if not self._has_room(slack):
             return None
         requeued = self._requeued
         if requeued and requeued[0][0] <= self._loop.time():

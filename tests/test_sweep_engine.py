@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -277,6 +277,46 @@ async def test_a_sweep_refuses_a_bad_concurrency_or_a_single_string_for_ids(
 
     with pytest.raises(error):
         await _sweep(fetch, ids, concurrency=concurrency)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@in_virtual_time
+async def test_a_consumer_that_holds_a_result_holds_the_input_back_to_the_bound(
+    kind: str, concurrency: int
+) -> None:
+    # Read and not yet yielded, while the consumer holds a result: concurrency + 1 from a
+    # sync input (a worker that has just finished goes on with one more); concurrency
+    # from an async one, whose feeder reads ahead only while there is room.
+    read = 0
+
+    def counted() -> Iterator[int]:
+        nonlocal read
+        for n in range(1000):
+            read += 1
+            yield n
+
+    async def counted_async() -> AsyncIterator[int]:
+        for n in counted():
+            yield n
+
+    async def fetch(customer_id: int) -> list[Any]:
+        await asyncio.sleep(0.01)
+        return []
+
+    ids: Any = counted() if kind == "sync" else counted_async()
+    results = run_sweep(
+        fetch,
+        ids,
+        concurrency=concurrency,
+        policy=POLICY,
+        control=RateControl(policy=POLICY),
+    )
+    async for _ in results:
+        await asyncio.sleep(10.0)  # the consumer holds its first result; the sweep idles
+        break
+    await results.aclose()
+    assert read - 1 == concurrency + (kind == "sync")  # the room is filled, not beyond
 
 
 # -- 429: requeued, in the order due ----------------------------------------------------------
