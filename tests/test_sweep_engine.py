@@ -256,6 +256,37 @@ async def test_a_sweep_broken_off_leaves_nothing_in_flight_and_its_end_recorded(
     assert _tasks_left() == set()
 
 
+@in_virtual_time
+async def test_a_sweep_broken_off_while_its_async_input_is_slow_cancels_the_read() -> None:
+    reading_cancelled = False
+
+    async def fetch(customer_id: int) -> list[Any]:
+        return []
+
+    async def slow_input() -> AsyncIterator[int]:
+        nonlocal reading_cancelled
+        yield 1
+        try:
+            await asyncio.sleep(3600.0)  # the next id is slow to come
+        except asyncio.CancelledError:
+            reading_cancelled = True
+            raise
+        yield 2
+
+    results = run_sweep(
+        fetch,  # type: ignore[arg-type]
+        slow_input(),
+        concurrency=2,
+        policy=POLICY,
+        control=RateControl(policy=POLICY),
+    )
+    async for _ in results:
+        break
+    await results.aclose()
+    assert reading_cancelled
+    assert _tasks_left() == set()
+
+
 @pytest.mark.parametrize(
     ("ids", "concurrency", "error"),
     [
