@@ -220,6 +220,7 @@ async def test_progress_shows_customers_in_flight_and_the_rate_control_s_window_
     assert progress.in_flight == 0
 
 
+@in_virtual_time
 async def test_a_progress_object_given_to_a_second_sweep_counts_that_sweep_only() -> None:
     async def fetch(customer_id: int) -> list[Any]:
         await asyncio.sleep(1.0)
@@ -234,6 +235,7 @@ async def test_a_progress_object_given_to_a_second_sweep_counts_that_sweep_only(
     assert progress.started_at > first_started  # restarted with the second sweep
 
 
+@in_virtual_time
 async def test_a_sweep_broken_off_leaves_nothing_in_flight_and_its_end_recorded() -> None:
     async def fetch(customer_id: int) -> list[Any]:
         await asyncio.sleep(0.01 * (customer_id + 1))
