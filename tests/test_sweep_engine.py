@@ -308,7 +308,9 @@ async def test_a_sweep_refuses_a_bad_concurrency_or_a_single_string_for_ids(
     async def fetch(customer_id: Any) -> list[Any]:
         return []
 
-    with pytest.raises(error):
+    # The sweep's own message, not whatever iterating a non-iterable would raise.
+    message = "concurrency must be" if error is ValueError else "customer_ids must be an iterable"
+    with pytest.raises(error, match=message):
         await _sweep(fetch, ids, concurrency=concurrency)
 
 
