@@ -207,3 +207,23 @@ def pause_after_429(
     if honoured is not None and honoured > SHORT_RETRY_AFTER:
         return honoured
     return backoff_delay(refusing_in_a_row - 1, policy, rand)
+
+
+# -- a sweep's customer turned away with 429 -----------------------------------------------
+
+
+def strikes_after_429(strikes_in_a_row: int, sweep_progressed: bool) -> int:
+    """A customer's 429s in a row, this one counted: a success of the sweep anywhere
+    since its last 429 starts the count again."""
+    return 1 if sweep_progressed else strikes_in_a_row + 1
+
+
+def requeue_after_429(
+    retry_after: float | None, strikes_in_a_row: int, policy: RetryPolicy, rand: float
+) -> float | None:
+    """Seconds until the sweep sends a customer turned away with 429 again, or None when
+    the customer fails with that 429 (a Retry-After beyond ``policy.max_retry_after``, or
+    its ``strikes_in_a_row``-th 429 with no progress in between is one too many)."""
+    if not requeues_after_429(retry_after, strikes_in_a_row, policy):
+        return None
+    return requeue_delay(honoured_retry_after(retry_after, policy), strikes_in_a_row, policy, rand)

@@ -26,7 +26,7 @@ import msgspec
 from ._constants import SWEEP_UNREACHABLE_AFTER
 from ._exceptions import APIConnectionError, APIError, LeanError, RateLimitError
 from ._ratelimit import RateControl
-from ._retry import RetryPolicy, honoured_retry_after, requeue_delay, requeues_after_429
+from ._retry import RetryPolicy, requeue_after_429, strikes_after_429
 from .types.payment_sources import PaymentSource
 
 __all__ = ["SweepProgress", "SweepResult", "run_sweep"]
@@ -160,6 +160,9 @@ class _Run:
     timer it arms itself for the first requeued customer's time. The feeder is woken when
     its id is taken or room is made; the results generator by each finished customer, a
     worker ending, or a crash.
+
+    Times due are read from the event loop's clock, the one its timers run on (a test
+    can run the sweep on a loop with a virtual clock).
     """
 
     def __init__(
@@ -236,15 +239,15 @@ class _Run:
     def _has_room(self, slack: int = 0) -> bool:
         return self._busy + len(self._done) < self._concurrency + slack
 
-    def _take(self, slack: int = 0) -> _Item | None:
+    def _take(self, slack: int) -> _Item | None:
         """The next customer for a worker, or None when there is none it may take now.
         A worker that has just finished takes with a ``slack`` of one: it goes on with
         the next customer itself, without waiting for the results generator to yield its
         last one (a hand-over per customer would cost more than the rest of the sweep)."""
-        if self._busy + len(self._done) >= self._concurrency + slack:
+        if not self._has_room(slack):
             return None
         requeued = self._requeued
-        if requeued and requeued[0][0] <= time.monotonic():
+        if requeued and requeued[0][0] <= self._loop.time():
             return heapq.heappop(requeued)[2]
         if self._next_id is not None:  # a sync input, read here
             if self._input_ended:
@@ -274,7 +277,7 @@ class _Run:
                     self._timer.cancel()
                 self._timer_at = due
                 self._timer = self._loop.call_later(
-                    max(due - time.monotonic(), 0.0), self._on_timer
+                    max(due - self._loop.time(), 0.0), self._on_timer
                 )
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._idle.append(waiter)
@@ -321,27 +324,20 @@ class _Run:
         requeued = self._requeued
         return self._has_room() and bool(
             self._fed
-            or (requeued and requeued[0][0] <= time.monotonic())
+            or (requeued and requeued[0][0] <= self._loop.time())
             or (self._next_id is not None and not self._input_ended)
         )
 
     def _turned_away(self, item: _Item, error: RateLimitError) -> _Outcome | None:
         """A 429: the customer goes back in the queue (None), or fails (its outcome)."""
         self._stats.rate_limited += 1
-        if self._successes > item.progress_mark:
-            item.strikes = 0
-        item.strikes += 1
+        item.strikes = strikes_after_429(item.strikes, self._successes > item.progress_mark)
         item.progress_mark = self._successes
-        if not requeues_after_429(error.retry_after, item.strikes, self._policy):
+        delay = requeue_after_429(error.retry_after, item.strikes, self._policy, random.random())
+        if delay is None:
             return item, None, error
-        delay = requeue_delay(
-            honoured_retry_after(error.retry_after, self._policy),
-            item.strikes,
-            self._policy,
-            random.random(),
-        )
         self._requeues += 1
-        heapq.heappush(self._requeued, (time.monotonic() + delay, self._requeues, item))
+        heapq.heappush(self._requeued, (self._loop.time() + delay, self._requeues, item))
         self._wake_idle()
         return None
 

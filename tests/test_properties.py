@@ -3,12 +3,13 @@ every input, not just the listed cases."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from datetime import timedelta, timezone
+from email.utils import formatdate
 from typing import Any
 
 import msgspec
@@ -109,17 +110,26 @@ def test_a_path_is_built_from_two_valid_ids_and_from_nothing_else(
     assert path == f"/customers/v1/{customer}/payment-sources/{source}"
 
 
-def test_the_path_property_draws_valid_and_invalid_pairs() -> None:
-    # The property above asserts on both branches only if hypothesis reaches both.
+def _branches_drawn(strategy: st.SearchStrategy[Any], branch: Callable[[Any], bool]) -> set[bool]:
+    """Which of a property's two branches 200 draws of ``strategy`` reach: a property
+    asserts on a branch only if hypothesis draws a case for it."""
     seen: set[bool] = set()
 
     @settings(max_examples=200, database=None)
-    @given(ANYTHING, ANYTHING)
-    def record(customer: Any, source: Any) -> None:
-        seen.add(_is_valid_id(customer) and _is_valid_id(source))
+    @given(strategy)
+    def record(value: Any) -> None:
+        seen.add(branch(value))
 
     record()
-    assert seen == {True, False}
+    return seen
+
+
+def test_the_path_property_draws_valid_and_invalid_pairs() -> None:
+    pairs = st.tuples(ANYTHING, ANYTHING)
+    assert _branches_drawn(pairs, lambda pair: _is_valid_id(pair[0]) and _is_valid_id(pair[1])) == {
+        True,
+        False,
+    }
 
 
 # -- decoding ----------------------------------------------------------------------------
@@ -139,18 +149,6 @@ JSON = st.recursive(
 )
 JSON_BYTES = JSON.map(lambda value: json.dumps(value).encode())
 BODIES = st.one_of(JSON_BYTES, st.binary(max_size=200))
-
-
-@given(BODIES)
-def test_any_body_decodes_to_a_list_or_raises_decode_error(body: bytes) -> None:
-    with contextlib.suppress(DecodeError):
-        assert isinstance(decode_payment_sources(body), list)
-
-
-@given(BODIES)
-def test_any_body_decodes_to_a_source_or_raises_decode_error(body: bytes) -> None:
-    with contextlib.suppress(DecodeError):
-        assert isinstance(decode_payment_source(body), PaymentSource)
 
 
 @given(
@@ -238,6 +236,55 @@ SOURCES = st.builds(
 )
 
 
+def _decodes(decode: Callable[[bytes], Any], body: bytes) -> bool:
+    try:
+        decode(body)
+    except DecodeError:
+        return False
+    return True
+
+
+# Random JSON is practically never a payment source: the valid encodings are drawn too,
+# so that the decoded branch's assertions run.
+SOURCE_BODIES = st.one_of(BODIES, SOURCES.map(msgspec.json.encode))
+SOURCE_LIST_BODIES = st.one_of(BODIES, st.lists(SOURCES, max_size=3).map(msgspec.json.encode))
+
+
+@given(SOURCE_LIST_BODIES)
+def test_any_body_decodes_to_a_list_of_sources_or_raises_decode_error(body: bytes) -> None:
+    try:
+        sources = decode_payment_sources(body)
+    except DecodeError:
+        event("refused")
+        return
+    event("decoded")
+    assert all(isinstance(s, PaymentSource) for s in sources)
+    assert [s.id for s in sources] == [item["id"] for item in json.loads(body)]
+
+
+@given(SOURCE_BODIES)
+def test_any_body_decodes_to_a_source_or_raises_decode_error(body: bytes) -> None:
+    try:
+        source = decode_payment_source(body)
+    except DecodeError:
+        event("refused")
+        return
+    event("decoded")
+    assert isinstance(source, PaymentSource)
+    assert source.id == json.loads(body)["id"]
+
+
+@pytest.mark.parametrize(
+    ("bodies", "decode"),
+    [(SOURCE_BODIES, decode_payment_source), (SOURCE_LIST_BODIES, decode_payment_sources)],
+    ids=["source", "list"],
+)
+def test_the_decoder_properties_draw_bodies_decoded_and_refused(
+    bodies: st.SearchStrategy[bytes], decode: Callable[[bytes], Any]
+) -> None:
+    assert _branches_drawn(bodies, lambda body: _decodes(decode, body)) == {True, False}
+
+
 @given(SOURCES)
 def test_a_payment_source_survives_encoding_and_decoding(source: PaymentSource) -> None:
     assert decode_payment_source(msgspec.json.encode(source)) == source
@@ -254,7 +301,26 @@ def test_a_list_of_payment_sources_survives_encoding_and_decoding(
 # -- headers -----------------------------------------------------------------------------
 
 
-@given(st.none() | st.text(), st.floats(0, 4e9))
+# Random text is practically never a usable Retry-After: numbers and HTTP dates are drawn
+# too, so that the wait's assertions run.
+RETRY_AFTERS = st.one_of(
+    st.none(),
+    st.text(),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.integers(-10, 10**7).map(str),
+    st.floats(0, 4e9).map(lambda when: formatdate(when, usegmt=True)),
+)
+
+
+@given(RETRY_AFTERS, st.floats(0, 4e9))
 def test_any_retry_after_header_gives_none_or_a_finite_wait(header: str | None, now: float) -> None:
     wait = parse_retry_after(header, now)
+    event("none" if wait is None else "a wait")
     assert wait is None or (math.isfinite(wait) and wait >= 0)
+
+
+def test_the_retry_after_property_draws_waits_and_nones() -> None:
+    assert _branches_drawn(RETRY_AFTERS, lambda h: parse_retry_after(h, 1e9) is None) == {
+        True,
+        False,
+    }

@@ -25,10 +25,12 @@ from lean_async._retry import (
     honoured_retry_after,
     parse_retry_after,
     pause_after_429,
+    requeue_after_429,
     requeue_delay,
     requeues_after_429,
     retry_waits,
     should_retry,
+    strikes_after_429,
 )
 
 NOW = 1_700_000_000.0  # a fixed "current" Unix time for HTTP-date cases
@@ -329,3 +331,32 @@ def test_the_backoff_exponent_stops_growing_at_32_doublings() -> None:
 @pytest.mark.parametrize("header", ["\t2\n", "  Wed, 21 Oct 2015 07:28:00 GMT  "])
 def test_parse_retry_after_ignores_surrounding_whitespace(header: str) -> None:
     assert parse_retry_after(header, NOW) == parse_retry_after(header.strip(), NOW)
+
+
+@pytest.mark.parametrize(
+    ("strikes", "progressed", "after"), [(0, False, 1), (2, False, 3), (2, True, 1), (0, True, 1)]
+)
+def test_a_429_adds_a_strike_unless_the_sweep_progressed_since_the_last_one(
+    strikes: int, progressed: bool, after: int
+) -> None:
+    assert strikes_after_429(strikes, progressed) == after
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "strikes", "delay"),
+    [
+        (None, 1, 0.5),  # the first backoff (rand 0: no jitter)
+        (None, 2, 1.0),
+        (None, 3, None),  # the third 429 in a row with no progress: the customer fails
+        (5.0, 1, 5.0),  # a Retry-After longer than the backoff is waited out
+        (0.1, 2, 1.0),  # a shorter one is a minimum: the backoff is longer
+        (60.0, 1, 60.0),  # at max_retry_after: honoured
+        (60.5, 1, None),  # beyond it: the customer fails at once, no hour-long requeue
+        (3600.0, 1, None),
+    ],
+)
+def test_a_customer_turned_away_with_429_is_requeued_after_this_delay_or_fails(
+    retry_after: float | None, strikes: int, delay: float | None
+) -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=8.0, max_retry_after=60.0)
+    assert requeue_after_429(retry_after, strikes, policy, 0.0) == delay

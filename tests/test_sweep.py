@@ -417,16 +417,6 @@ async def test_a_retry_after_beyond_the_limit_fails_the_customer_at_once() -> No
     assert sum(server.requests.values()) == 5
 
 
-def test_a_progress_object_reads_zero_before_its_sweep_starts() -> None:
-    # A progress bar drawn before the first result shows nothing done, nothing in flight.
-    progress = SweepProgress()
-    assert (progress.done, progress.ok, progress.failed, progress.sources) == (0, 0, 0, 0)
-    assert (progress.in_flight, progress.concurrency, progress.rate_limited) == (0, 0, 0)
-    assert progress.paced_rate is None and not progress.errors
-    assert progress.elapsed == 0.0 and progress.rate == 0.0
-    assert progress.summary().startswith("0 customers (0 ok, 0 failed), 0 payment sources")
-
-
 async def test_progress_counts_match_the_results() -> None:
     ids = [customer(n) for n in range(200)]
     server = SweepServer(plan={ids[3]: "404", ids[4]: "500"})

@@ -1,5 +1,6 @@
 """A sweep over an async input (a Pager, the CLI's id reader) keeps going through the pauses
-that 429s bring: every wait needs a waker, also when the next id is already read."""
+that 429s bring: every wait needs a waker, also when the next id is already read. Run on a
+loop with a virtual clock: a wait that nothing can end fails at once (``Stalled``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from _virtual_time import in_virtual_time
 
 from lean_async import RateLimitError, RetryPolicy
 from lean_async._ratelimit import RateControl
@@ -23,6 +25,7 @@ async def _ids(count: int) -> AsyncIterator[str]:
 
 
 @pytest.mark.parametrize("retry_after", [0.02, None], ids=["Retry-After", "backoff"])
+@in_virtual_time
 async def test_a_sweep_over_an_async_input_ends_after_429_pauses(
     retry_after: float | None,
 ) -> None:

@@ -10,6 +10,7 @@ that the tests still pass "survived": either no test can tell it from the origin
 
     .venv/bin/python -m tools.mutate lean_async/_ids.py lean_async/_retry.py
     .venv/bin/python -m tools.mutate lean_async/_ids.py --tests tests/test_ids.py --max 40
+    .venv/bin/python -m tools.mutate lean_async/_sweep.py --lines 247 324  # re-check survivors
 
 Nothing in the working tree is changed: the mutants live in a temporary copy.
 """
@@ -71,10 +72,9 @@ TESTS_FOR_MODULE: dict[str, list[str]] = {
         "tests/test_hooks.py",
     ],
     "lean_async/_sweep.py": [
-        "tests/test_sweep.py",
-        "tests/test_sweep_liveness.py",
+        "tests/test_sweep_engine.py",
         "tests/test_sweep_async_input_pauses.py",
-        "tests/test_rate_control.py",
+        "tests/test_sweep.py",
     ],
 }
 
@@ -247,7 +247,13 @@ def _run_tests(workdir: Path, tests: list[str], timeout: float) -> str:
 
 
 def run_module(
-    module: str, original: str, tests: list[str], cap: int, timeout: float, workdir: Path
+    module: str,
+    original: str,
+    tests: list[str],
+    cap: int,
+    timeout: float,
+    workdir: Path,
+    lines: set[int] | None = None,
 ) -> list[Outcome]:
     target = workdir / module
     outcomes: list[Outcome] = []
@@ -260,6 +266,8 @@ def run_module(
         # a slow machine must not turn survivors into kills.
         timeout = max(timeout, 3 * (time.monotonic() - started) + 10)
         found = mutants(original)
+        if lines:
+            found = [m for m in found if m.line in lines]
         if len(found) > cap:
             # An even spread over the module rather than its first lines only.
             step = len(found) / cap
@@ -303,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="*", help="test files (default: the module's own)")
     parser.add_argument("--max", type=int, default=80, help="at most this many mutants a module")
     parser.add_argument(
+        "--lines", nargs="*", type=int, help="only the mutants on these lines (re-check survivors)"
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=30.0,
@@ -322,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"no test files known for {module}: pass --tests")
             started = time.monotonic()
             original = (ROOT / module).read_text()
-            outcomes = run_module(module, original, tests, args.max, args.timeout, workdir)
+            outcomes = run_module(
+                module, original, tests, args.max, args.timeout, workdir, set(args.lines or ())
+            )
             report(module, original, outcomes)
             print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
             summary.append((module, sum(o.killed for o in outcomes), len(outcomes)))
