@@ -31,7 +31,6 @@ from ._protocol import (
     RefreshAndRetry,
     TransportFailure,
     build_url,
-    describe,
     encode_form,
     failure_cause,
     interpret_answer,
@@ -384,7 +383,7 @@ class Transport:
             request.method,
             request.path,
             wait,
-            cause if status_of(error) is not None else describe(error),
+            cause if status_of(error) is not None else _failure_without_request(error, request),
             retries,
             # For counting retries by cause without parsing the message.
             extra={"retry_cause": cause},
@@ -458,6 +457,16 @@ class _Request:
         self.missing_ok = missing_ok
         # A sweep's request: it waits behind the application's own calls for a start.
         self.background = background
+
+
+def _failure_without_request(error: LeanError, request: _Request) -> str:
+    """A transport failure for a line that already names its request: the error's class
+    and its message without the method and path it starts with."""
+    text = str(error)
+    where = f"{request.method} {request.path}"
+    if text.startswith(where):
+        text = text[len(where) :].lstrip(": ")
+    return f"{failure_cause(error)}: {text}" if text else failure_cause(error)
 
 
 def _elapsed_ms(started: float) -> float:

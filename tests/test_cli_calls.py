@@ -132,7 +132,9 @@ async def test_each_retry_is_a_line_on_stderr_without_verbose() -> None:
     assert len(lines) == 3, lines
     for number, line in enumerate(lines[:2], 1):
         assert line.startswith("lean-async: retrying GET /customers/v1/")
-        assert f"after APITimeoutError: GET /customers/v1/{slow.customer_ids[0]}" in line
+        # The request is named once, not again in the reason.
+        assert "after APITimeoutError: timed out after " in line
+        assert line.count(slow.customer_ids[0]) == 1
         assert line.endswith(f"(retry {number})")
     assert lines[2].startswith("lean-async: error: APITimeoutError")
 
