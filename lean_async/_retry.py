@@ -58,8 +58,15 @@ def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:
     if isinstance(exc, APIError):
         if not is_retryable_status(exc.status_code):
             return False
-        return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
+        return not too_long_to_wait(exc.retry_after, policy)
     return False
+
+
+def too_long_to_wait(retry_after: float | None, policy: RetryPolicy) -> bool:
+    """Whether a Retry-After is beyond ``policy.max_retry_after``: it is not waited out
+    (neither by a call's retry, nor by a sweep's pause or requeue); the request fails with
+    its answer instead. The one place of that cap."""
+    return retry_after is not None and retry_after > policy.max_retry_after
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -162,7 +169,7 @@ def give_up(
 def honoured_retry_after(retry_after: float | None, policy: RetryPolicy) -> float | None:
     """The server's Retry-After as far as it is followed: one beyond
     ``policy.max_retry_after`` is not waited out (the request fails instead)."""
-    if retry_after is None or retry_after > policy.max_retry_after:
+    if retry_after is None or too_long_to_wait(retry_after, policy):
         return None
     return retry_after
 
@@ -183,7 +190,7 @@ def requeues_after_429(
 ) -> bool:
     """Whether the sweep sends a customer again after its ``strikes_in_a_row``-th 429 with
     no progress of the sweep in between (else that customer fails with the 429)."""
-    if retry_after is not None and retry_after > policy.max_retry_after:
+    if too_long_to_wait(retry_after, policy):
         return False
     return strikes_in_a_row < SWEEP_STALLED_429_LIMIT
 
