@@ -92,9 +92,15 @@ class SweepProgress:
 
     def summary(self) -> str:
         return (
-            f"{self.done} customers ({self.ok} ok, {self.failed} failed), "
-            f"{self.sources} payment sources in {self.elapsed:.1f} s ({self.rate:.0f}/s)"
+            f"{_count(self.done, 'customer')} ({self.ok} ok, {self.failed} failed), "
+            f"{_count(self.sources, 'payment source')} in {self.elapsed:.1f} s "
+            f"({self.rate:.0f}/s)"
         )
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 customer``, ``2 customers``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def error_kind(error: LeanError) -> str:

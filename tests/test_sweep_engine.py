@@ -736,3 +736,18 @@ async def test_an_empty_input_ends_with_no_result(concurrency: int) -> None:
 
     assert await _sweep(fetch, [], concurrency=concurrency) == []
     assert await _sweep(fetch, nothing(), concurrency=concurrency) == []
+
+
+@pytest.mark.parametrize(
+    ("done", "ok", "sources", "shown"),
+    [
+        (1, 1, 1, "1 customer (1 ok, 0 failed), 1 payment source in "),
+        (1, 1, 0, "1 customer (1 ok, 0 failed), 0 payment sources in "),
+        (2, 2, 3, "2 customers (2 ok, 0 failed), 3 payment sources in "),
+    ],
+)
+def test_the_summary_says_one_customer_and_one_payment_source_in_the_singular(
+    done: int, ok: int, sources: int, shown: str
+) -> None:
+    progress = SweepProgress(done=done, ok=ok, sources=sources, started_at=0.0, finished_at=1.0)
+    assert progress.summary().startswith(shown)
