@@ -42,9 +42,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 def run_in_virtual_time(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Runs ``main()`` to its end on a VirtualTimeLoop (the virtual clock starts at 0)."""
-    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
-        return runner.run(main())
+    """Runs ``main()`` to its end on a VirtualTimeLoop (the virtual clock starts at 0),
+    then cancels what is left and closes the loop, as ``asyncio.run`` does (by hand:
+    ``asyncio.Runner`` and its ``loop_factory`` are Python 3.11+)."""
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        try:
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            if left:  # (an empty gather would make its future on another loop in 3.10)
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 def in_virtual_time(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:

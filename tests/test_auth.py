@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -328,7 +329,8 @@ async def test_being_cancelled_is_true_only_once_a_cancellation_is_requested() -
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.ensure_future(probe())
-    assert seen == [False, True]
+    # Python 3.10's tasks do not tell whether a cancellation is pending: always False there.
+    assert seen == [False, sys.version_info >= (3, 11)]
 
 
 async def test_a_failed_fetch_that_nobody_awaits_any_more_is_not_reported_as_lost() -> None:
