@@ -53,15 +53,11 @@ _Answer = tuple[int, Mapping[str, str], bytes, "str | None"]
 
 class Transport:
     def __init__(self, config: ClientConfig, *, rate_control: RateControl) -> None:
-        self.base_url = config.base_url
+        self._config = config
         # Parsed once: each call only swaps the path in, keeping any path prefix.
         self._base = URL(config.base_url)
         self._base_path = self._base.raw_path.rstrip("/")
-        self.auth_url = config.auth_url
         self.retry = config.retry
-        self._credentials = config.credentials
-        self._timeout = config.timeout
-        self._max_connections = config.max_connections
         self._max_response_bytes = config.max_response_bytes
         self._session = config.session
         self._owns_session = config.session is None
@@ -70,12 +66,9 @@ class Transport:
         self.rate_control = rate_control
         self._closed = False
         self._failed_hooks: set[str] = set()
-        self._base_headers = BASE_HEADERS
         # The token a call needs is fetched within that call's attempt, in one attempt:
         # the call's own retries then bound it, instead of retrying a retrying fetch.
-        self._auth = make_auth(
-            config.credentials, self._base_headers, self.post_form, config.auth_url
-        )
+        self._auth = make_auth(config.credentials, BASE_HEADERS, self.post_form, config.auth_url)
         # Extra keyword arguments for every session.request, computed once.
         # raise_for_status is set per request so that a caller's session cannot change it.
         self._request_options: dict[str, Any] = {
@@ -99,14 +92,15 @@ class Transport:
         if session is None:
             if self._closed:
                 raise ClientClosedError("this LeanClient is closed")
+            config = self._config
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
+                limit=config.max_connections,
                 limit_per_host=0,
                 ttl_dns_cache=DNS_CACHE_TTL,
             )
             session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=self._timeout,
+                timeout=config.timeout,
                 headers=None,
                 raise_for_status=False,
                 trust_env=False,
@@ -280,8 +274,7 @@ class Transport:
         took the answer's place (a token that could not be fetched, a lost connection)."""
         session = self.session
         if not request.authenticated:  # the token request, made within a call's attempt
-            headers = self._base_headers
-            return headers, await self._exchange(session, request, headers)
+            return BASE_HEADERS, await self._exchange(session, request, BASE_HEADERS)
         # Every request to the API starts when the client's rate control allows, and
         # tells it how the server answered.
         control = self.rate_control
@@ -290,7 +283,7 @@ class Transport:
             headers = await self._auth.headers()
         except LeanError as failed:  # the token request failed: nothing was sent
             control.no_answer(ticket)
-            return self._base_headers, TransportFailure(failed, False)
+            return BASE_HEADERS, TransportFailure(failed, False)
         except BaseException:
             control.no_answer(ticket)
             raise
@@ -416,7 +409,7 @@ class Transport:
             logger.debug("the %s hook raised", name, exc_info=True)
 
     def __repr__(self) -> str:
-        return f"Transport(base_url={self.base_url!r}, auth={self._auth!r})"
+        return f"Transport(base_url={self._config.base_url!r}, auth={self._auth!r})"
 
 
 class _Request:

@@ -376,7 +376,7 @@ def test_smallest_allowed_value_is_taken(options: dict[str, Any], field: str, va
 def test_client_timeout_is_used_as_given(given: aiohttp.ClientTimeout) -> None:
     client = LeanClient(config=_config(timeout=given))
     assert client.config.timeout is given
-    assert client._transport._timeout is given
+    assert client._transport._request_options["timeout"] is given
 
 
 @pytest.mark.parametrize(
