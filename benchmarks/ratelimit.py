@@ -53,10 +53,11 @@ class TokenBucket:
     def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst = rate, burst
         self._tokens = burst
-        self._updated = time.monotonic()
+        self._updated: float | None = None  # full at the first request
 
     def admit(self, now: float) -> float | None:
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        if self._updated is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
         self._updated = now
         if self._tokens >= 1:
             self._tokens -= 1
@@ -239,53 +240,78 @@ async def sweep_once(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    options: dict[str, Any] = {"rate_limit": case.told(seconds)} if told else {}
+    try:
+        async with lean_async.LeanClient(app_token="bench", base_url=url, **options) as client:
+            started = time.monotonic()
+            swept = await sweep_all(client, customer_ids(customers, seed), seconds)
+            ended = time.monotonic()
+    finally:
+        await runner.cleanup()
+    elapsed = ended - (first_request[0] if first_request else started)
+    return figures(case, seconds, retry_after, told, counts, swept, elapsed)
+
+
+def customer_ids(customers: int, seed: int) -> list[str]:
     prefix = str(uuid.UUID(int=seed, version=4))[:-8]
-    ids = [f"{prefix}{n:08x}" for n in range(customers)]
+    return [f"{prefix}{n:08x}" for n in range(customers)]
+
+
+@dataclass
+class Swept:
+    seen: collections.Counter[str]  # results by customer id
+    failed: int
+    hung: bool
+
+
+async def sweep_all(client: Any, ids: list[str], seconds: float) -> Swept:
+    """Sweeps ``ids`` (an async generator of them, ``concurrency=CONCURRENCY``), bounded
+    by HANG_FACTOR ideal times (``seconds``): beyond it, a hang."""
+    swept = Swept(collections.Counter(), 0, False)
 
     async def id_source() -> AsyncIterator[str]:
         for customer_id in ids:
             yield customer_id
 
-    seen: collections.Counter[str] = collections.Counter()
-    failed = 0
-    ideal = seconds  # customers / admitted rate, by construction of each case
-    hung = False
-    options: dict[str, Any] = {"rate_limit": case.told(seconds)} if told else {}
+    async def sweep() -> None:
+        async for result in client.payment_sources.sweep(id_source(), concurrency=CONCURRENCY):
+            swept.seen[result.customer_id] += 1
+            swept.failed += not result.ok
+
     try:
-        async with lean_async.LeanClient(app_token="bench", base_url=url, **options) as client:
+        await asyncio.wait_for(sweep(), timeout=seconds * HANG_FACTOR)
+    except asyncio.TimeoutError:
+        swept.hung = True
+    return swept
 
-            async def sweep() -> None:
-                nonlocal failed
-                async for result in client.payment_sources.sweep(
-                    id_source(), concurrency=CONCURRENCY
-                ):
-                    seen[result.customer_id] += 1
-                    failed += not result.ok
 
-            started = time.monotonic()
-            try:
-                await asyncio.wait_for(sweep(), timeout=ideal * HANG_FACTOR)
-            except asyncio.TimeoutError:
-                hung = True
-            ended = time.monotonic()
-    finally:
-        await runner.cleanup()
-    elapsed = ended - (first_request[0] if first_request else started)
+def figures(
+    case: Case,
+    seconds: float,
+    retry_after: bool,
+    told: bool,
+    counts: collections.Counter[str],
+    swept: Swept,
+    elapsed: float,
+) -> dict[str, Any]:
+    """One sweep's figures; the ideal time is ``seconds`` (customers / admitted rate, by
+    construction of each case)."""
+    customers = case.make(seconds)[1]
     return {
         "case": case.name,
         "kind": case.kind,
         "retry_after": retry_after,
         "told": told,
         "customers": customers,
-        "ideal": ideal,
+        "ideal": seconds,
         "elapsed": elapsed,
-        "ratio": elapsed / ideal,
+        "ratio": elapsed / seconds,
         "requests": counts["requests"],
         "rate_limited": counts["429"],
         "share_429": counts["429"] / max(counts["requests"], 1),
-        "exactly_once": len(seen) == customers and set(seen.values()) == {1},
-        "all_ok": failed == 0 and len(seen) == customers,
-        "hung": hung,
+        "exactly_once": len(swept.seen) == customers and set(swept.seen.values()) == {1},
+        "all_ok": swept.failed == 0 and len(swept.seen) == customers,
+        "hung": swept.hung,
     }
 
 

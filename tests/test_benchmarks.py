@@ -76,3 +76,16 @@ def test_ratelimit_benchmark_sweeps_each_limit_untold_and_told_and_nothing_hangs
     assert all(r["exactly_once"] and r["all_ok"] and not r["hung"] for r in runs)
     rows = ratelimit.summarize(runs)
     assert [row[0] for row in rows] == [c.name for c in cases for _ in range(2)]
+
+
+def test_rate_limit_simulation_prints_its_table_and_a_trace(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import ratesim
+
+    ratesim.main(["--seconds", "2", "--seeds", "1", "--case", "fixed"])
+    table = capsys.readouterr().out
+    assert "fixed 1 s windows of 150" in table and table.count("\n| fixed") == 2
+    ratesim.main(["--seconds", "2", "--case", "dropping", "--trace"])
+    trace = capsys.readouterr().out
+    assert " 0.0s sent" in trace and "rate control: 429" in trace and "x ideal" in trace
