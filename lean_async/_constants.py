@@ -87,11 +87,10 @@ SWEEP_UNREACHABLE_AFTER: Final = 8
 # The client's rate control (one per LeanClient, shared by its calls and sweeps).
 RATE_INITIAL_WINDOW: Final = 8  # requests in flight before the first answers come back
 RATE_MAX_WINDOW: Final = 4096
-# The admitted-rate estimate: successes over the last second (a window limit's bursts
-# average out).
+# A window limit's window, as the client assumes it: a spent quota's estimate is what
+# was admitted over this many seconds.
 RATE_ESTIMATE_WINDOW: Final = 1.0
-RATE_START_ROUND_TRIPS: Final = 3  # the first estimate's span, in round trips
-RATE_PACED_ROUND_TRIPS: Final = 4  # the span of an estimate at a paced 429, in round trips
+RATE_PACED_ROUND_TRIPS: Final = 4  # the span of the starts an estimate counts, round trips
 RATE_MIN_SPAN: Final = 0.05  # the shortest span an estimate divides by, seconds
 # The gentle start widens the window by one per this many successes: x1.25 per round trip,
 # so that a window limit (which admits everything until its quota is spent) finds the
@@ -102,12 +101,32 @@ RATE_BACKOFF: Final = 0.9  # after a 429, pace this fraction of what was admitte
 # Growth after a cut, CUBIC-like: back to the admitted rate in cbrt((1 - BACKOFF) / C)
 # seconds, a plateau there, then probing faster and faster.
 RATE_CUBIC_C: Final = 0.4
-# This many more 429s than successes since the last congestion event: the server has
-# stopped admitting (a window's quota is spent): every start pauses.
-RATE_REFUSING_MARGIN: Final = 4
+# ... in seconds, or, below this rate, in the time this many requests take: a probe costs
+# about as many 429s at any rate, so it comes as seldom, counted in requests.
+RATE_CURVE_REQUESTS: Final = 150
+# 429s to requests sent since the last cut, every one of those sent refused: the server
+# has stopped admitting (a window's quota is spent): every start pauses. Within a round
+# trip of a cut, this many more 429s are one more congestion event (the cut was not enough).
+RATE_REFUSING_MARGIN: Final = 3
+# After a spent quota: the pace holds at this share of what the last window admitted...
+RATE_SPENT_SHARE: Final = 0.97
+# ... for this many seconds before it probes above it again (BBR's ProbeBW: at the
+# estimate most of the time), so that a window limit's next windows are not spent, and
+# then gently: +5% a second later, +40% two seconds later.
+RATE_CRUISE: Final = 6.0
+RATE_PROBE_C: Final = 0.05
+# A 429 while holding at that estimate: it was too high; the next is at most this share.
+RATE_BELOW_ESTIMATE: Final = 0.97
+# The first pause of every start when the server refuses everything (no Retry-After, or a
+# whole-second rounding of one), doubling at each such event in a row: a window's reset
+# is found within about this much.
+RATE_PAUSE_INITIAL: Final = 0.1
 # A limit on requests in progress: 429s from some number in flight on, and below it at
 # most this share of refusals among the successes.
 RATE_IN_PROGRESS_NOISE: Final = 0.1
+# ... and 429s from it on weighing at least this much (recent history, halved at each
+# congestion event): two in a row, one event apart; one alone is no evidence.
+RATE_IN_PROGRESS_REFUSALS: Final = 1.5
 RATE_MIN: Final = 0.5  # starts per second: the slowest pace
 RATE_CATCH_UP: Final = 2  # intervals a late start may make up for at once
 RATE_WINDOW_GROWTH_PERIOD: Final = 1.0  # seconds per +1 of a window cut for in-flight limits

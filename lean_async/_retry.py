@@ -16,6 +16,7 @@ import backoff
 from ._constants import (
     DEFAULT_MAX_RETRIES,
     MAX_RETRY_AFTER,
+    RATE_PAUSE_INITIAL,
     RETRY_INITIAL_DELAY,
     RETRY_MAX_DELAY,
     RETRYABLE_4XX,
@@ -174,15 +175,27 @@ def honoured_retry_after(retry_after: float | None, policy: RetryPolicy) -> floa
     return retry_after
 
 
+def long_retry_after(retry_after: float | None, policy: RetryPolicy) -> float | None:
+    """The server's Retry-After as a sweep's pause or requeue waits it out: only one longer
+    than SHORT_RETRY_AFTER (and within ``policy.max_retry_after``). ``Retry-After: 1`` is
+    a per-second limit's whole-second rounding (HTTP has no fractions): waited out, it
+    would cost up to a second at every spent window; the rate control paces instead."""
+    honoured = honoured_retry_after(retry_after, policy)
+    return honoured if honoured is not None and honoured > SHORT_RETRY_AFTER else None
+
+
 def requeue_delay(
     retry_after: float | None, strikes_in_a_row: int, policy: RetryPolicy, rand: float
 ) -> float:
-    """How long a customer turned away with 429 waits before the sweep sends it again:
-    the backoff of its ``strikes_in_a_row``-th retry, or the server's Retry-After if
-    longer (a minimum, by RFC 9110). The pace is cut at once; the customer itself does
-    not hammer, and its three strikes span a backoff, not a few milliseconds."""
-    delay = backoff_delay(strikes_in_a_row - 1, policy, rand)
-    return delay if retry_after is None else max(delay, retry_after)
+    """How long a customer turned away with 429 waits before the sweep sends it again: no
+    time at its first strike (the client's rate control has cut the pace, and its next
+    start waits for that pace, or for the pause of every start when the server refuses
+    everything), the backoff of its earlier strikes after that. A Retry-After longer than
+    SHORT_RETRY_AFTER is a minimum (RFC 9110); a shorter one is a per-second limit's
+    whole-second rounding, left to the rate control's pause (as ``pause_after_429``)."""
+    delay = 0.0 if strikes_in_a_row <= 1 else backoff_delay(strikes_in_a_row - 2, policy, rand)
+    honoured = long_retry_after(retry_after, policy)
+    return delay if honoured is None else max(delay, honoured)
 
 
 def requeues_after_429(
@@ -201,19 +214,22 @@ def pause_after_429(
     """How long the whole client holds back every start after a congestion event.
 
     While the server still admits most requests (``refusing_in_a_row`` is 0), slowing
-    the pace is enough: no pause. When it refused clearly more than it admitted since the
-    last event (a window's quota is spent, or it admits nothing at all): a Retry-After
-    longer than SHORT_RETRY_AFTER is waited out by every start; a shorter one is a
-    per-second limit's whole-second rounding (HTTP has no fractions), so ``Retry-After:
-    1`` would cost up to a second at every spent window: the turned-away requests wait
-    it out, and the client backs off exponentially, longer at each such event in a row.
+    the pace is enough: no pause. When it refused every request sent since the last
+    event (a window's quota is spent, or it admits nothing at all): a Retry-After longer
+    than SHORT_RETRY_AFTER is waited out by every start; a shorter one is a per-second
+    limit's whole-second rounding (HTTP has no fractions), and ``Retry-After: 1`` would
+    cost up to a second at every spent window: the pause is short instead
+    (RATE_PAUSE_INITIAL, or the policy's initial delay if shorter), doubling at each
+    such event in a row, so that a window's reset is found soon after it comes.
     """
     if refusing_in_a_row <= 0:
         return 0.0
-    honoured = honoured_retry_after(retry_after, policy)
-    if honoured is not None and honoured > SHORT_RETRY_AFTER:
+    honoured = long_retry_after(retry_after, policy)
+    if honoured is not None:
         return honoured
-    return backoff_delay(refusing_in_a_row - 1, policy, rand)
+    first = min(RATE_PAUSE_INITIAL, policy.initial_delay)
+    base = exponential_delay(refusing_in_a_row - 1, first, policy.max_delay)
+    return _jittered(base, rand)
 
 
 # -- a sweep's customer turned away with 429 -----------------------------------------------
@@ -233,4 +249,4 @@ def requeue_after_429(
     its ``strikes_in_a_row``-th 429 with no progress in between is one too many)."""
     if not requeues_after_429(retry_after, strikes_in_a_row, policy):
         return None
-    return requeue_delay(honoured_retry_after(retry_after, policy), strikes_in_a_row, policy, rand)
+    return requeue_delay(retry_after, strikes_in_a_row, policy, rand)

@@ -260,12 +260,13 @@ def test_retry_policy_rejects_bad_values(options: dict[str, object]) -> None:
 PAUSES = [
     (None, 0, 0.0),  # still admitting most: the cut pace is enough
     (30.0, 0, 0.0),
-    (None, 1, 0.5),  # refusing: backoff, growing
-    (None, 2, 1.0),
-    (None, 5, 5.0),
-    (1.0, 1, 0.5),  # a per-second limit's whole-second rounding: backoff instead
+    (None, 1, 0.1),  # refusing: a short pause (RATE_PAUSE_INITIAL), doubling
+    (None, 2, 0.2),
+    (None, 5, 1.6),
+    (None, 12, 5.0),  # at most max_delay
+    (1.0, 1, 0.1),  # a per-second limit's whole-second rounding: the short pause instead
     (2.5, 1, 2.5),  # longer: every start waits it out
-    (61.0, 1, 0.5),  # beyond max_retry_after: not waited out
+    (61.0, 1, 0.1),  # beyond max_retry_after: not waited out
 ]
 
 
@@ -278,7 +279,17 @@ def test_pause_after_429_follows_the_table(
 
 @pytest.mark.parametrize(
     ("retry_after", "strikes", "delay"),
-    [(None, 1, 0.5), (None, 2, 1.0), (0.0, 1, 0.5), (3.0, 1, 3.0), (0.2, 2, 1.0)],
+    [
+        (None, 1, 0.0),  # the first strike: at once, at the pace the rate control cut
+        (None, 2, 0.5),  # then the backoff of the strikes before
+        (None, 3, 1.0),
+        (0.0, 1, 0.0),
+        (1.0, 1, 0.0),  # a whole-second rounding: left to the rate control's pause
+        (1.0, 2, 0.5),
+        (3.0, 1, 3.0),  # a longer Retry-After: a minimum
+        (3.0, 3, 3.0),
+        (0.2, 2, 0.5),
+    ],
 )
 def test_a_requeued_customer_waits_its_backoff_or_a_longer_retry_after(
     retry_after: float | None, strikes: int, delay: float
@@ -345,11 +356,11 @@ def test_a_429_adds_a_strike_unless_the_sweep_progressed_since_the_last_one(
 @pytest.mark.parametrize(
     ("retry_after", "strikes", "delay"),
     [
-        (None, 1, 0.5),  # the first backoff (rand 0: no jitter)
-        (None, 2, 1.0),
+        (None, 1, 0.0),  # the first strike: at once (the rate control paces it)
+        (None, 2, 0.5),  # the first backoff (rand 0: no jitter)
         (None, 3, None),  # the third 429 in a row with no progress: the customer fails
-        (5.0, 1, 5.0),  # a Retry-After longer than the backoff is waited out
-        (0.1, 2, 1.0),  # a shorter one is a minimum: the backoff is longer
+        (5.0, 1, 5.0),  # a Retry-After longer than a second is waited out
+        (0.1, 2, 0.5),  # a shorter one is a whole-second rounding: the backoff
         (60.0, 1, 60.0),  # at max_retry_after: honoured
         (60.5, 1, None),  # beyond it: the customer fails at once, no hour-long requeue
         (3600.0, 1, None),

@@ -385,13 +385,13 @@ async def test_a_requeued_customer_is_not_sent_again_before_its_retry_after(
     async def fetch(customer_id: str) -> list[Any]:
         sent_at.setdefault(customer_id, []).append(clock())
         if customer_id == "c0" and len(sent_at[customer_id]) == 1:
-            raise _refused(retry_after=0.2)
+            raise _refused(retry_after=2.0)  # (one of a second or less: whole-second rounding)
         return []
 
     results = await _sweep(fetch, ["c0", "c1"], concurrency=concurrency)
     assert all(r.ok for r in results)
     first, second = sent_at["c0"]
-    assert second - first == pytest.approx(0.2, abs=1e-9)  # when it is due, not before
+    assert second - first == pytest.approx(2.0, abs=1e-9)  # when it is due, not before
 
 
 @in_virtual_time
@@ -404,7 +404,7 @@ async def test_a_customer_due_sooner_is_sent_again_before_one_due_later() -> Non
     async def fetch(customer_id: str) -> list[Any]:
         sent.append((customer_id, clock()))
         if [name for name, _ in sent].count(customer_id) == 1:
-            raise _refused(retry_after=30.0 if customer_id == "later" else 0.05)
+            raise _refused(retry_after=30.0 if customer_id == "later" else 1.5)
         return []
 
     results = await _sweep(fetch, ["later", "sooner"], concurrency=2)
@@ -412,7 +412,7 @@ async def test_a_customer_due_sooner_is_sent_again_before_one_due_later() -> Non
     assert sent == [
         ("later", 0.0),
         ("sooner", 0.0),
-        ("sooner", pytest.approx(0.05, abs=1e-9)),
+        ("sooner", pytest.approx(1.5, abs=1e-9)),
         ("later", pytest.approx(30.0, abs=1e-9)),
     ]
 
@@ -420,14 +420,14 @@ async def test_a_customer_due_sooner_is_sent_again_before_one_due_later() -> Non
 @in_virtual_time
 async def test_an_idle_worker_rearms_its_timer_for_a_customer_due_sooner() -> None:
     # One worker: it idles with a timer for "later" (30 s), then "sooner" comes from the
-    # input and is requeued due 50 ms later; the timer must move up to it.
+    # input and is requeued due 1.5 s later; the timer must move up to it.
     sent: list[tuple[str, float]] = []
     clock = asyncio.get_running_loop().time
 
     async def fetch(customer_id: str) -> list[Any]:
         sent.append((customer_id, clock()))
         if [name for name, _ in sent].count(customer_id) == 1:
-            raise _refused(retry_after=30.0 if customer_id == "later" else 0.05)
+            raise _refused(retry_after=30.0 if customer_id == "later" else 1.5)
         return []
 
     async def later_first() -> AsyncIterator[str]:
@@ -440,7 +440,7 @@ async def test_an_idle_worker_rearms_its_timer_for_a_customer_due_sooner() -> No
     assert sent == [
         ("later", 0.0),
         ("sooner", pytest.approx(1.0, abs=1e-9)),
-        ("sooner", pytest.approx(1.05, abs=1e-9)),
+        ("sooner", pytest.approx(2.5, abs=1e-9)),
         ("later", pytest.approx(30.0, abs=1e-9)),
     ]
 
@@ -536,19 +536,19 @@ async def test_a_retry_after_beyond_the_policy_s_limit_fails_the_customer_at_onc
 
 @in_virtual_time
 async def test_a_retry_after_at_the_policy_s_limit_is_waited_out() -> None:
-    policy = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.01, max_retry_after=0.1)
+    policy = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.01, max_retry_after=2.0)
     sent_at: list[float] = []
     clock = asyncio.get_running_loop().time
 
     async def fetch(customer_id: str) -> list[Any]:
         sent_at.append(clock())
         if len(sent_at) == 1:
-            raise _refused(retry_after=0.1)
+            raise _refused(retry_after=2.0)
         return []
 
     [result] = await _sweep(fetch, ["c0"], policy=policy)
     assert result.ok
-    assert sent_at == [0.0, pytest.approx(0.1, abs=1e-9)]
+    assert sent_at == [0.0, pytest.approx(2.0, abs=1e-9)]
 
 
 @in_virtual_time
