@@ -97,6 +97,9 @@ logger = logging.getLogger(LOGGER_NAME)
 _START_LOG = 8192
 # A start this close to its time goes now (timers fire a little early or coarsely).
 _EARLY = 0.0005
+# Starts since a recent cut an estimate needs (fewer than RATE_MIN_SAMPLES: it is used
+# to follow a limit that dropped, within a few 429s).
+_SINCE_CUT_SAMPLES = 5
 # A round trip counts as at least this long (a coarse clock may show none).
 _SHORTEST_TRIP = 0.001
 # The cubic curve's time to get back to the admitted rate after a cut.
@@ -159,6 +162,7 @@ class _Limits:
         self._refusing_in_a_row = 0
         self._spent_after = 0  # starts up to this number were sent before it
         self._sending_since = math.inf  # the first start, or the end of the last pause
+        self._first_start = math.inf
         self._sent: deque[Ticket] = deque(maxlen=_START_LOG)
         # Answers by the number in flight when their request started, halved at each
         # congestion event (recent history): tells an in-flight limit from a rate limit.
@@ -197,6 +201,8 @@ class _Limits:
     def start(self, now: float) -> Ticket:
         self._started += 1
         self.in_flight += 1
+        if self._first_start == math.inf:
+            self._first_start = now
         if self._sending_since == math.inf or self._sending_since < self.pause_until:
             self._sending_since = max(now, self.pause_until)
         rate = self.rate
@@ -265,13 +271,19 @@ class _Limits:
         ):
             return None
         spent = self._spent(now)
-        # Within a round trip of the last cut: that cut was not enough, and what was sent
-        # since, at its pace, shows what the server admits now (a limit that dropped).
-        since_cut = self._cut_at if now < self._cut_at + self._round_trip else None
+        # The last cut is recent (within an estimate's span): that cut was not enough, and
+        # what was sent since, at its pace, shows what the server admits now (a limit that
+        # dropped), where the span would mix in what was sent before it.
+        since_cut = self._cut_at if now < self._cut_at + self._estimate_span() else None
         self._cut_after = self._started
         self._cut_at = now
         self._fresh_refused = 0
         limit_in_progress = None if self.starting else self._limit_in_progress(ticket.level)
+        if self.in_flight_limited and limit_in_progress is None and ticket.level <= self.window:
+            # Refused with no more in flight than the window allows: the limit taken for
+            # one on requests in progress was a rate limit after all. The window holds only
+            # a sweep's requests again, and grows while it holds them.
+            self.in_flight_limited = False
         for counts in (self._admitted_at, self._refused_at):
             counts[:] = [count / 2 for count in counts]
         lowest, self._fresh_lowest = self._fresh_lowest, RATE_MAX_WINDOW
@@ -329,7 +341,8 @@ class _Limits:
         """Every request sent since the last cut was refused: a window's quota is spent.
         What it admits per window shows in what was admitted over the last whole window
         (however long the client has been sending); the pace holds a little below that,
-        cruising before it probes again, so that the next windows are not spent. Spent
+        cruising before it probes again, so that the next windows are not spent (once the
+        client has sent for a whole window: before, the estimate is only a floor). Spent
         again with no success since (the window has not reset yet): only the pause
         grows."""
         if self._refusing_in_a_row > 1:
@@ -342,7 +355,10 @@ class _Limits:
         self._curve_second = _curve_second(self._reference)
         self._event_at = now - _CUBIC_K * self._curve_second  # at the reference already
         self._curve_at = now
-        self._cruise, self._probe_c = RATE_CRUISE, RATE_PROBE_C
+        if now - self._first_start >= RATE_ESTIMATE_WINDOW:
+            self._cruise, self._probe_c = RATE_CRUISE, RATE_PROBE_C
+        else:  # sending for less than a window: at least this much, maybe more (a bucket)
+            self._cruise, self._probe_c = 0.0, RATE_CUBIC_C
         return f"429: every request refused, {quota:.1f}/s admitted, paced at {self.rate:.1f}/s"
 
     def _capped(self, estimate: float) -> float:
@@ -406,6 +422,14 @@ class _Limits:
                 return level
         return 0
 
+    def _estimate_span(self) -> float:
+        """The span of the starts an estimate counts: a few round trips, and at least
+        the time 2 * RATE_MIN_SAMPLES starts take at the pace."""
+        span = max(RATE_PACED_ROUND_TRIPS * self._round_trip, RATE_MIN_SPAN)
+        if self.rate is not None:
+            span = max(span, 2 * RATE_MIN_SAMPLES / self.rate)
+        return span
+
     def admitted_rate(self, now: float) -> float | None:
         """What the server admits per second lately, from the requests sent lately: those
         not refused in time count as admitted (a 429 comes back at once, a success a
@@ -413,9 +437,7 @@ class _Limits:
         that dropped). Over the last RATE_PACED_ROUND_TRIPS round trips' starts, at least
         RATE_MIN_SAMPLES of them (else None: the pace in force is all there is to go by)."""
         horizon = now - self._refusal_horizon()
-        span = max(RATE_PACED_ROUND_TRIPS * self._round_trip, RATE_MIN_SPAN)
-        if self.rate is not None:  # at least the time RATE_MIN_SAMPLES starts take at it
-            span = max(span, 2 * RATE_MIN_SAMPLES / self.rate)
+        span = self._estimate_span()
         # Never across a pause or an idle spell longer than the span: what the client did
         # not send tells nothing of the server.
         since = max(horizon - span, self._sending_since)
@@ -437,7 +459,7 @@ class _Limits:
 
     def _admitted_since(self, since: float, now: float) -> float | None:
         """What the server admits per second, from the requests sent since ``since`` (a
-        cut, within a round trip: few, all at its pace); None with too few of them."""
+        recent cut: few, all at its pace); None with too few of them."""
         horizon = now - self._refusal_horizon()
         count = admitted = 0
         first = last = horizon
@@ -450,9 +472,19 @@ class _Limits:
                 count += 1
                 admitted += not ticket.refused
                 first = ticket.at
-        if count <= RATE_REFUSING_MARGIN:
+        if count >= _SINCE_CUT_SAMPLES:
+            return _per_second(admitted, count, first, last)
+        # Too few answered in time (a round trip hardly longer than a 429's): the share of
+        # all the requests sent since that were not refused, at the pace.
+        sent = refused = 0
+        for ticket in reversed(self._sent):
+            if ticket.at <= since:
+                break
+            sent += ticket.sent
+            refused += ticket.sent and ticket.refused
+        if self.rate is None or sent < _SINCE_CUT_SAMPLES:
             return None
-        return _per_second(admitted, count, first, last)
+        return self.rate * (sent - refused) / sent
 
     def _admitted_over(self, since: float, now: float) -> int:
         """Requests sent since ``since`` and not refused (admitted, or still in flight)."""

@@ -461,3 +461,15 @@ def test_any_answers_leave_a_pace_a_window_and_a_pause_a_waiter_can_wait_out(
         if not in_flight:
             assert ready is not None
             assert ready <= now + max(2.0, POLICY.max_delay) + 1.0 / (lim.rate or 1.0)
+
+
+def test_a_429_from_within_the_window_undoes_an_in_flight_diagnosis() -> None:
+    # Taken for a limit on requests in progress, the limit refuses a request started
+    # with no more in flight than the window allows: a rate limit after all.
+    lim = limits(known_rate=1000)
+    lim.in_flight_limited, lim.window = True, 5
+    now = succeed_steadily(lim, 50, 0.0, 1.0)  # one or two in flight at a time
+    assert lim.in_flight_limited
+    change = lim.rate_limited(lim.start(now), None, now + 0.001)
+    assert not lim.in_flight_limited and change is not None and "paced at" in change
+    assert lim.ready_at(now, background=False) is not None  # calls are not held by it
