@@ -347,15 +347,20 @@ class _Limits:
         grows."""
         if self._refusing_in_a_row > 1:
             return f"429: every request still refused ({self._refusing_in_a_row} in a row)"
-        quota = self._admitted_over(now - RATE_ESTIMATE_WINDOW, now) / RATE_ESTIMATE_WINDOW
-        if quota < RATE_MIN_SAMPLES / RATE_ESTIMATE_WINDOW:
+        admitted = self._admitted_over(now - RATE_ESTIMATE_WINDOW, now)
+        if admitted < RATE_MIN_SAMPLES:
             return "429: every request refused, too few admitted to measure a rate"
+        # Sending for less than a window: per second of sending (a bucket's burst spent;
+        # a window's quota would show again at the next window, over a whole one).
+        whole = now - self._first_start >= RATE_ESTIMATE_WINDOW
+        span = RATE_ESTIMATE_WINDOW if whole else max(now - self._first_start, RATE_MIN_SPAN)
+        quota = admitted / span
         quota = self._capped(quota)
         self._reference = self.rate = max(quota * RATE_SPENT_SHARE, RATE_MIN)
         self._curve_second = _curve_second(self._reference)
         self._event_at = now - _CUBIC_K * self._curve_second  # at the reference already
         self._curve_at = now
-        if now - self._first_start >= RATE_ESTIMATE_WINDOW:
+        if whole:
             self._cruise, self._probe_c = RATE_CRUISE, RATE_PROBE_C
         else:  # sending for less than a window: at least this much, maybe more (a bucket)
             self._cruise, self._probe_c = 0.0, RATE_CUBIC_C

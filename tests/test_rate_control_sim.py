@@ -58,3 +58,12 @@ def test_lower_limits_and_slower_answers_are_followed_as_closely(
     case = Case("slow", "window", lambda seconds: (limit(), round(rate * seconds), rate))  # type: ignore[operator]
     result = ratesim.run_virtual(case, 30.0, retry_after=False, told=False, latency=(0.25, 0.35))
     check(result, 1.15, 0.04)
+
+
+def test_a_burst_spent_early_is_no_window_quota_to_hold_to() -> None:
+    # A bucket's 5 saved tokens spent 0.1 s into a sweep look like a window's quota spent;
+    # measured over a whole second they said 14/s and held a 100/s limit there for
+    # seconds. Sending for less than a window, the estimate is per second of sending.
+    case = Case("b", "window", lambda seconds: (TokenBucket(100, 5), round(100 * seconds), 100.0))
+    result = ratesim.run_virtual(case, 1.5, retry_after=False, told=False, latency=(0.0095, 0.0105))
+    check(result, 1.3, 0.15)
