@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _summary(runs: list[dict[str, Any]]) -> list[list[str]]:
-    from benchmarks.ratelimit import TARGET_429_SHARE, TARGETS
+    from benchmarks.ratelimit import verdict
 
     grouped: dict[tuple[str, bool], list[dict[str, Any]]] = {}
     for r in runs:
@@ -188,15 +188,7 @@ def _summary(runs: list[dict[str, Any]]) -> list[list[str]]:
     for (case, retry_after), results in grouped.items():
         ratios = [r["ratio"] for r in results]
         shares = [r["share_429"] for r in results]
-        goal = TARGETS[results[0]["kind"]]
-        ok = all(
-            r["ratio"] <= goal
-            and r["share_429"] <= TARGET_429_SHARE
-            and r["all_ok"]
-            and r["exactly_once"]
-            and not r["hung"]
-            for r in results
-        )
+        ok = verdict(results)
         rows.append(
             [
                 case,

@@ -347,7 +347,7 @@ class _Limits:
         grows."""
         if self._refusing_in_a_row > 1:
             return f"429: every request still refused ({self._refusing_in_a_row} in a row)"
-        admitted = self._admitted_over(now - RATE_ESTIMATE_WINDOW, now)
+        admitted = self._admitted_over(now - RATE_ESTIMATE_WINDOW)
         if admitted < RATE_MIN_SAMPLES:
             return "429: every request refused, too few admitted to measure a rate"
         # Sending for less than a window: per second of sending (a bucket's burst spent;
@@ -491,7 +491,7 @@ class _Limits:
             return None
         return self.rate * (sent - refused) / sent
 
-    def _admitted_over(self, since: float, now: float) -> int:
+    def _admitted_over(self, since: float) -> int:
         """Requests sent since ``since`` and not refused (admitted, or still in flight)."""
         count = 0
         for ticket in reversed(self._sent):
